@@ -1,0 +1,67 @@
+"""helpline-adapter: hands a chatbot conversation to a helpline counsellor and back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+
+from plugins import hookimpl
+
+__all__ = ["create_app", "hookimpl"]
+
+
+@dataclass
+class AdapterState:
+    """What the app factory builds once and every request or job reads."""
+
+    pm: Any
+    kinds: dict
+    sites: Any
+    redis: Any = None
+    pacers: dict = field(default_factory=dict)  # Redis key prefix → Pacer
+
+
+def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
+    """Build the app: config, logging, database, plugins and sites, routes, CLI."""
+    from plugins.manager import helpline_kinds, make_plugin_manager
+
+    from . import api as api_package
+    from .cli import register_cli
+    from .config import load_config
+    from .database import init_database
+    from .errors import register_error_handlers
+    from .extensions import db, migrate
+    from .logs import configure_logging
+    from .requests_log import init_request_logging
+    from .sites import load_sites
+
+    app = Flask(__name__, instance_relative_config=True)
+    load_config(app, config)
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+    pm = make_plugin_manager(plugins)
+    kinds = helpline_kinds(pm)
+    sites = load_sites(app.config["COUNTRIES_DIR"], kinds, app.config["RESULT_KEYS"])
+    for site in sites:
+        problems = [p for batch in pm.hook.validate_site(site=site) for p in (batch or [])]
+        if problems:
+            from .sites import SiteConfigError
+
+            raise SiteConfigError(f"{site.source}: " + "; ".join(problems))
+    app.extensions["helpline_adapter"] = AdapterState(pm=pm, kinds=kinds, sites=sites)
+
+    init_database(app)
+    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
+    register_error_handlers(app)
+    init_request_logging(app)
+    api_package.init_app(app)
+    register_cli(app)
+    return app
+
+
+def _migrations_dir() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent / "migrations")

@@ -1,0 +1,61 @@
+"""The HTTP API: flask-smorest blueprints, the JSON body guard, the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from werkzeug.exceptions import BadRequest
+
+from ..errors import ApiError, ErrorSchema
+from ..extensions import api
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
+#: Blueprints whose callers send JSON without saying so (the seed's own curl examples
+#: for the OpenCHS chat API omit Content-Type): their bodies are read as JSON anyway.
+ANY_CONTENT_TYPE_BLUEPRINTS = frozenset({"openchs_compat"})
+
+
+def guard_json_body() -> None:
+    """415 for a body that is not JSON, 400 for JSON we cannot read — before any view."""
+    if request.method not in BODY_METHODS or request.path.startswith("/_"):
+        return
+    if not request.content_length and not request.get_data(cache=True):
+        return  # an empty body is an empty object
+    lenient = request.blueprint in ANY_CONTENT_TYPE_BLUEPRINTS
+    if not request.is_json and not lenient:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json",
+                       {"Content-Type": ["must be application/json"]})
+    try:
+        body = request.get_json(force=lenient)
+    except (BadRequest, RecursionError, ValueError) as exc:
+        if isinstance(exc, BadRequest) and exc.code == 413:
+            raise
+        raise ApiError(400, "malformed_json", "the body is not valid JSON",
+                       {"body": ["not valid JSON"]}) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_json", "the body must be a JSON object",
+                       {"body": ["must be a JSON object"]})
+
+
+def init_app(app: Flask) -> None:
+    from . import health, metrics
+    from .cases.routes import blp as cases_blp
+    from .compat.routes import blp as compat_blp
+    from .conversations.routes import blp as conversations_blp
+    from .sites import register_site_routes
+
+    api.ERROR_SCHEMA = ErrorSchema
+    api.init_app(app, spec_kwargs={
+        "info": {"description": "Hands a chatbot conversation to a child helpline counsellor."},
+    })
+    api.spec.components.security_scheme(
+        "Token",
+        {"type": "apiKey", "in": "header", "name": "Authorization",
+         "description": "`Token <key>` (or `Bearer <key>`)"},
+    )
+    app.before_request(guard_json_body)
+    api.register_blueprint(health.blp)
+    api.register_blueprint(metrics.blp)
+    api.register_blueprint(conversations_blp)
+    api.register_blueprint(cases_blp)
+    api.register_blueprint(compat_blp)
+    register_site_routes(app)

@@ -1,0 +1,1 @@
+"""Case creation, as the chatbot sees it: ``/v1/cases``."""

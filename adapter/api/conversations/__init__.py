@@ -1,0 +1,1 @@
+"""The conversation protocol's routes under ``/v1/conversations``."""

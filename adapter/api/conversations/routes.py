@@ -1,0 +1,202 @@
+"""Start, message, close, acknowledge and read a conversation (the chatbot's side)."""
+
+from __future__ import annotations
+
+from flask import current_app, g, jsonify
+from flask.views import MethodView
+
+from adapter.api.blueprint import Blueprint
+
+from ... import cases, protocol
+from ...auth import require_client, require_site_access
+from ...chatbot import inbound
+from ...errors import ApiError
+from ...extensions import db
+from ...idempotency import idempotency_key, respond
+from ...models import Conversation
+from ...sites import Site
+from ..docs import READ, WRITE, errors
+from .schemas import (
+    AckOutSchema,
+    AckSchema,
+    CloseOutSchema,
+    CloseSchema,
+    ConversationDetailSchema,
+    ConversationOutSchema,
+    ConversationQuerySchema,
+    MessageAcceptedSchema,
+    MessageInSchema,
+    StartSchema,
+)
+
+blp = Blueprint("conversations", __name__, url_prefix="/v1/conversations",
+                description="The conversation protocol, as the chatbot (RapidPro/Weni) sees it")
+SECURITY = [{"Token": []}]
+
+
+def _result_keys() -> dict:
+    return current_app.config["RESULT_KEYS"]
+
+
+def _routed_start(body: dict) -> tuple[protocol.StartRequest, Site | None, list[str]]:
+    """Read a start with the deployment's result keys and route it; then read it again
+    with the chosen site's own keys (its ``result_keys``). A body that routes only under
+    some site's own keys (say, its location key) goes to that site."""
+    key = idempotency_key()
+    registry = protocol.sites()
+    req = inbound.start_request(body, _result_keys(), key)
+    site, tried = registry.route(site=req.site, location=req.location, urn=req.urn)
+    if site is not None:
+        return inbound.start_request(body, site.result_keys, key), site, tried
+    for candidate in registry:
+        again = inbound.start_request(body, candidate.result_keys, key)
+        routed, _ = registry.route(site=again.site, location=again.location, urn=again.urn)
+        if routed is not None and routed.code == candidate.code:
+            return again, routed, tried
+    return req, None, tried
+
+
+def _dump(schema: type, obj) -> dict:
+    """The answer, with what the database fills in (timestamps) as it will be committed:
+    the first answer is also the one a repeat replays."""
+    db.session.flush()
+    return schema().dump(obj)
+
+
+def _site_result_keys(conversation: Conversation):
+    site = protocol.sites().get(conversation.site)
+    return site.result_keys if site is not None else _result_keys()
+
+
+def _conversation(conversation_id: str) -> Conversation:
+    conversation = protocol.find_conversation(conversation_id)
+    if conversation is None:
+        raise ApiError(404, "conversation_not_found", "no such conversation")
+    require_site_access(conversation.site)
+    return conversation
+
+
+@blp.route("")
+class Conversations(MethodView):
+    @require_client("chatbot")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(StartSchema)
+    @blp.response(201, ConversationOutSchema, description="Started")
+    @blp.alt_response(200, schema=ConversationOutSchema,
+                      description="Already started: the first answer again")
+    @errors(blp, *WRITE)
+    def post(self, body):
+        """Start a conversation: the chatbot escalates a child to the helpline.
+
+        Accepts RapidPro's default Call Webhook body, the resthook/legacy body, or
+        explicit fields. The site comes from `site`, else the location, else the URN.
+        """
+        def operation():
+            req, site, tried = _routed_start(body)
+            if site is None:
+                raise ApiError(422, "unroutable", "no site for this conversation; tried "
+                               + ", ".join(tried), {"site": [f"no site for {', '.join(tried)}"]})
+            require_site_access(site.code)
+            intake_problem = None
+            if cases.wants_case(body, site):
+                try:
+                    req.intake = cases.read_intake(body, site)
+                except ApiError as problem:
+                    # A child at risk is escalated even when the intake is unusable: the
+                    # conversation opens, the case does not, and the answer says why.
+                    intake_problem = problem
+            conversation, created = protocol.start_conversation(req, site, g.client.name)
+            out = _dump(ConversationOutSchema, conversation)
+            case = cases.case_for_conversation(conversation)
+            if case is not None:
+                out["case_id"] = case.id
+            if intake_problem is not None:
+                out["intake_errors"] = {"code": intake_problem.code,
+                                        "errors": intake_problem.errors}
+            return (201 if created else 200), out
+
+        return respond(operation)
+
+
+@blp.route("/<path:conversation_id>/messages")
+class ClientMessages(MethodView):
+    @require_client("chatbot")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(MessageInSchema)
+    @blp.response(202, MessageAcceptedSchema, description="Accepted, on its way")
+    @blp.alt_response(200, schema=MessageAcceptedSchema,
+                      description="Already accepted: the first answer again")
+    @errors(blp, *WRITE, 404, 409)
+    def post(self, body, conversation_id):
+        """Send a client message to the counsellor."""
+        def operation():
+            conversation = _conversation(conversation_id)
+            msg = inbound.client_message(body, _site_result_keys(conversation),
+                                         idempotency_key())
+            if not msg.text and not msg.attachments:
+                raise ApiError(400, "invalid_request", "a message needs text or attachments",
+                               {"text": ["Missing data for required field."]})
+            message, created = protocol.accept_client_message(conversation, msg)
+            out = _dump(MessageAcceptedSchema, message)
+            out["conversation_id"] = conversation.external_id
+            return (202 if created else 200), out
+
+        return respond(operation)
+
+
+@blp.route("/<path:conversation_id>/close")
+class Close(MethodView):
+    @require_client("chatbot")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(CloseSchema)
+    @blp.response(200, CloseOutSchema, description="Closed (or already closed)")
+    @errors(blp, *WRITE, 404)
+    def post(self, body, conversation_id):
+        """End the conversation from the chatbot side; the helpline is told. Idempotent."""
+        def operation():
+            conversation = _conversation(conversation_id)
+            protocol.close_from_chatbot(conversation, g.client.name, body.get("reason"))
+            return 200, _dump(CloseOutSchema, conversation)
+
+        return respond(operation)
+
+
+@blp.route("/<path:conversation_id>/acks")
+class Acks(MethodView):
+    @require_client("chatbot")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(AckSchema)
+    @blp.response(200, AckOutSchema, description="Recorded")
+    @errors(blp, *WRITE, 404)
+    def post(self, body, conversation_id):
+        """Acknowledge a counsellor message: it reached (or was read by, or failed to reach)
+        the client."""
+        def operation():
+            conversation = _conversation(conversation_id)
+            message = protocol.acknowledge_from_chatbot(conversation, body["message_id"],
+                                                        body["status"], g.client.name)
+            return 200, _dump(AckOutSchema, message)
+
+        return respond(operation)
+
+
+@blp.route("/<path:conversation_id>")
+class ConversationDetail(MethodView):
+    @require_client(None)
+    @blp.doc(security=SECURITY)
+    @blp.arguments(ConversationQuerySchema, location="query")
+    @blp.response(200, ConversationDetailSchema)
+    @errors(blp, *READ, 400)
+    def get(self, query, conversation_id):
+        """A conversation's state, counsellor and messages with their delivery status.
+
+        Message text only with `include_text=true`, for clients allowed to read it.
+        """
+        conversation = _conversation(conversation_id)
+        if query["include_text"] and not g.client.can_read_text:
+            raise ApiError(403, "forbidden", "this client may not read message text")
+        out = ConversationDetailSchema().dump(conversation)
+        if not query["include_text"]:
+            for message in out["messages"]:
+                message.pop("text", None)
+        return jsonify(out)

@@ -1,0 +1,155 @@
+"""Request and response bodies of the conversation routes."""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+
+ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}$",
+                     error="1-200 characters: letters, digits and . _ : @ / + = -")
+TEXT = validate.Length(max=10_000)
+
+
+class _Lenient(Schema):
+    """RapidPro's own objects: keep what we use, ignore what a new version adds."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class ContactSchema(_Lenient):
+    uuid = fields.String(validate=validate.Length(max=64))
+    name = fields.String(load_only=True, metadata={"description": "ignored: never stored"})
+    urn = fields.String(validate=validate.Length(max=255))
+
+
+class FlowSchema(_Lenient):
+    uuid = fields.String(validate=validate.Length(max=64))
+    name = fields.String()
+
+
+class RunSchema(_Lenient):
+    uuid = fields.String(validate=validate.Length(max=64))
+    created_on = fields.String()
+
+
+class InputSchema(_Lenient):
+    uuid = fields.String(validate=validate.Length(max=64))
+    type = fields.String()
+    urn = fields.String(validate=validate.Length(max=255))
+    text = fields.String(validate=TEXT, allow_none=True)
+    attachments = fields.List(fields.String(), load_default=list)
+    channel = fields.Dict()
+    created_on = fields.String()
+
+
+class RapidProBodySchema(Schema):
+    """RapidPro's Call Webhook bodies: the default one and the resthook/legacy one."""
+
+    class Meta:
+        unknown = RAISE
+
+    contact = fields.Nested(ContactSchema)
+    flow = fields.Nested(FlowSchema)
+    results = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                          metadata={"description": "{key: {value, category}}"})
+    run = fields.Nested(RunSchema)
+    input = fields.Nested(InputSchema, allow_none=True)
+    path = fields.List(fields.Raw())
+    channel = fields.Dict(allow_none=True)
+
+
+class StartSchema(RapidProBodySchema):
+    conversation_id = fields.String(validate=ID, metadata={
+        "description": "The chatbot's id; derived (run uuid, Idempotency-Key) when absent"})
+    message_id = fields.String(validate=ID)
+    site = fields.String(validate=validate.Length(max=64))
+    location = fields.String(validate=validate.Length(max=120))
+    risk = fields.String(validate=validate.Length(max=64))
+    text = fields.String(validate=TEXT)
+    attachments = fields.List(fields.Url(require_tld=False), validate=validate.Length(max=10))
+    # Checked after routing, not here: an unusable intake must not stop an escalation.
+    intake = fields.Dict(metadata={
+        "description": "Open a helpline case with the conversation (fields as in "
+                       "/v1/cases; intake results open one too). If it is unusable, the "
+                       "conversation still starts and the answer carries intake_errors"})
+
+
+class MessageInSchema(RapidProBodySchema):
+    message_id = fields.String(validate=ID)
+    text = fields.String(validate=TEXT)
+    attachments = fields.List(fields.Url(require_tld=False), validate=validate.Length(max=10))
+
+
+CLOSE_REASONS = ("resolved", "abandoned", "transferred", "expired", "cancelled", "other")
+
+
+class CloseSchema(RapidProBodySchema):
+    reason = fields.String(validate=validate.OneOf(CLOSE_REASONS))
+
+
+class AckSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    message_id = fields.String(required=True, validate=ID)
+    status = fields.String(required=True, validate=validate.OneOf(("delivered", "read", "failed")))
+
+
+class ConversationQuerySchema(Schema):
+    include_text = fields.Boolean(load_default=False, metadata={
+        "description": "Include message text (clients allowed to read text only)"})
+
+
+class MessageOutSchema(Schema):
+    message_id = fields.String(attribute="id")
+    sender_message_id = fields.String()
+    direction = fields.String()
+    sender = fields.String(allow_none=True)
+    status = fields.String()
+    failure_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)
+    delivered_at = fields.DateTime(allow_none=True)
+    text = fields.String(allow_none=True)
+    attachments = fields.List(fields.String(), allow_none=True)
+
+
+class ConversationOutSchema(Schema):
+    conversation_id = fields.String(attribute="external_id")
+    id = fields.String()
+    site = fields.String()
+    state = fields.String()
+    counsellor = fields.String(allow_none=True)
+    client = fields.String(attribute="client_pseudonym")
+    closed_by = fields.String(allow_none=True)
+    close_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    assigned_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    no_counsellor_at = fields.DateTime(allow_none=True)
+    case_id = fields.String(dump_only=True, metadata={
+        "description": "Start only: the case opened with the conversation, if any"})
+    intake_errors = fields.Dict(dump_only=True, metadata={
+        "description": "Start only: why the intake opened no case ({code, errors}); the "
+                       "conversation is started all the same"})
+
+
+class ConversationDetailSchema(ConversationOutSchema):
+    messages = fields.List(fields.Nested(MessageOutSchema))
+
+
+class MessageAcceptedSchema(Schema):
+    conversation_id = fields.String()
+    message_id = fields.String(attribute="id")
+    sender_message_id = fields.String()
+    status = fields.String()
+
+
+class CloseOutSchema(ConversationOutSchema):
+    pass
+
+
+class AckOutSchema(Schema):
+    message_id = fields.String(attribute="id")
+    status = fields.String()

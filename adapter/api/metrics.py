@@ -1,0 +1,67 @@
+"""Prometheus metrics, read from the database at scrape time.
+
+The database is the truth shared by every gunicorn worker and delivery worker, so
+gauges computed from it are right without prometheus_client's multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from flask import Response
+from flask.views import MethodView
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func
+
+from adapter.api.blueprint import Blueprint
+
+from ..auth import require_client
+from ..extensions import db
+from ..models import Conversation, Delivery, DeliveryStatus, Message, utcnow
+from .docs import errors
+
+blp = Blueprint("metrics", __name__, description="Prometheus metrics")
+
+
+def _counts(name: str, documentation: str, *columns) -> GaugeMetricFamily:
+    """A gauge of row counts grouped by ``columns`` (their names are the labels)."""
+    family = GaugeMetricFamily(name, documentation, labels=[c.key for c in columns])
+    for *labels, count in db.session.execute(
+        db.select(*columns, func.count()).group_by(*columns)
+    ):
+        family.add_metric(list(labels), count)
+    return family
+
+
+class DatabaseCollector:
+    """Counts by state, and the age of the oldest delivery still waiting."""
+
+    def collect(self):
+        yield _counts("helpline_adapter_deliveries", "Deliveries by status, target and site",
+                      Delivery.status, Delivery.target, Delivery.site)
+        yield _counts("helpline_adapter_conversations", "Conversations by state and site",
+                      Conversation.state, Conversation.site)
+        yield _counts("helpline_adapter_messages", "Messages by direction and delivery status",
+                      Message.direction, Message.status)
+
+        oldest = db.session.execute(
+            db.select(func.min(Delivery.created_at))
+            .where(Delivery.status.in_(DeliveryStatus.ACTIVE))
+        ).scalar()
+        age = GaugeMetricFamily(
+            "helpline_adapter_oldest_pending_delivery_seconds",
+            "Age of the oldest delivery not yet done (0 when none)")
+        age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
+        yield age
+
+
+@blp.route("/metrics")
+class Metrics(MethodView):
+    @require_client(None)
+    @blp.doc(security=[{"Token": []}])
+    @blp.response(200, description="Prometheus text format")
+    @errors(blp, 401, 429, 503)
+    def get(self):
+        """Metrics in Prometheus text format (any client's key)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(DatabaseCollector())
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

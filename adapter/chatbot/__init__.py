@@ -1,0 +1,1 @@
+"""The chatbot side: RapidPro/Weni bodies in, RapidPro API calls out."""

@@ -1,0 +1,103 @@
+"""Calls back into RapidPro: broadcasts for counsellor text, flow starts for events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Flask
+from redis.exceptions import RedisError
+
+from plugins.http import check_response, retry_after_seconds, transport_errors_retryable
+from plugins.types import DeliveryFailure, SendResult
+
+from ..extensions import db
+from ..models import Case, Conversation, Delivery, Message
+from ..queueing import pacer_for
+from ..sites import Site
+
+log = logging.getLogger(__name__)
+
+
+def contact_target(conversation: Conversation | None, case: Case | None) -> dict:
+    """Whom RapidPro should reach: the contact uuid, else the URN we kept."""
+    holder = conversation or case
+    if holder is not None and holder.contact_uuid:
+        return {"contacts": [holder.contact_uuid]}
+    if holder is not None and holder.contact_urn:
+        return {"urns": [holder.contact_urn]}
+    raise DeliveryFailure("no contact uuid or URN to reach the client", retryable=False)
+
+
+def build_request(site: Site, delivery: Delivery, conversation: Conversation | None,
+                  message: Message | None) -> tuple[str, dict]:
+    """The RapidPro endpoint and JSON body for a delivery."""
+    rapidpro = site.rapidpro
+    params = dict(delivery.params or {})
+    event = params.pop("event", "message")
+    case = db.session.get(Case, delivery.case_id) if delivery.case_id else None
+    target = contact_target(conversation, case)
+    if event == "message":
+        if message is None or message.text is None:
+            raise DeliveryFailure("message text is gone (purged)", retryable=False)
+        if rapidpro.message_mode == "broadcasts":
+            prefix = rapidpro.counsellor_prefix.format(counsellor=message.sender or "") \
+                if message.sender else ""
+            text = prefix + message.text
+            if message.attachments:
+                text += "\n" + "\n".join(message.attachments)
+            return "broadcasts.json", {"text": text, **target}
+        params.update({"text": message.text, "counsellor": message.sender,
+                       "attachments": message.attachments or []})
+    flow = rapidpro.flows.get(event)
+    if not flow:
+        raise DeliveryFailure(f"no flow configured for event {event!r}", retryable=False)
+    body = {
+        "flow": flow,
+        **target,
+        rapidpro.params_field: {"event": event, **params},
+    }
+    return "flow_starts.json", body
+
+
+def prepare_chatbot_call(app: Flask, site: Site, delivery: Delivery,
+                         conversation: Conversation | None, message: Message | None,
+                         http) -> Callable[[], SendResult]:
+    """Everything that reads the database or paces, done now; the returned call only
+    talks HTTP, so a worker may run several at once in threads."""
+    from ..delivery.performers import NotYet
+
+    rapidpro = site.rapidpro
+    if rapidpro is None:
+        raise DeliveryFailure("the site has no [rapidpro] settings", retryable=False)
+    if not rapidpro.token:
+        raise DeliveryFailure("the site's RapidPro token is not set", retryable=True)
+    endpoint, body = build_request(site, delivery, conversation, message)
+    try:
+        pacer = pacer_for(app, "helpline-adapter:pace:")
+        wait = pacer.reserve(rapidpro.org_key, rapidpro.rate_per_hour)
+    except RedisError:
+        pacer, wait = None, 0.0  # pacing is best effort; RapidPro's 429 still protects
+    if wait > 0:
+        raise NotYet(wait)
+    url = rapidpro.base_url.rstrip("/") + "/api/v2/" + endpoint
+    headers = {
+        "Authorization": f"Token {rapidpro.token}",
+        "Idempotency-Key": f"delivery-{delivery.id}",
+        "X-Request-Id": f"delivery-{delivery.id}",
+    }
+
+    @transport_errors_retryable
+    def call() -> SendResult:
+        response = http.post(url, json=body, headers=headers)
+        if response.status_code == 429 and pacer is not None:
+            pause = retry_after_seconds(response.headers.get("Retry-After")) or 60.0
+            try:
+                pacer.block(rapidpro.org_key, pause)
+            except RedisError as exc:  # the delivery's own retry still waits for it
+                log.warning("rapidpro.block_failed",
+                            extra={"error_type": type(exc).__name__})
+        check_response(response, f"rapidpro {endpoint}")
+        return SendResult(status_code=response.status_code)
+
+    return call

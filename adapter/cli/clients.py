@@ -1,0 +1,78 @@
+"""``helpline-adapter clients``: API keys and accounts for callers."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from ..auth import hash_password, hash_secret, new_key
+from ..extensions import db
+from ..models import ApiClient, ApiToken, utcnow
+
+group = AppGroup("clients", help="Create, list and revoke API clients (keys stored hashed).")
+
+
+@group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["chatbot", "helpline"]), default="chatbot",
+              show_default=True, help="chatbot: Weni/RapidPro; helpline: a helpline account.")
+@click.option("--site", "sites", multiple=True,
+              help="Limit the client to this site (repeatable); default every site.")
+@click.option("--password", "with_password", is_flag=True,
+              help="Also set a password for the OpenCHS-style /api/token/ login "
+                   "(prompted, or from HELPLINE_ADAPTER_CLIENT_PASSWORD).")
+@click.option("--read-text", is_flag=True, help="May read message text through the API.")
+def create(name: str, role: str, sites: tuple[str, ...], with_password: bool,
+           read_text: bool) -> None:
+    """Create client NAME; its new key is printed alone on the last line."""
+    if db.session.execute(db.select(ApiClient).where(ApiClient.name == name)).scalar():
+        raise click.ClickException(f"a client named {name!r} already exists")
+    password = None
+    if with_password:
+        password = os.environ.get("HELPLINE_ADAPTER_CLIENT_PASSWORD") or click.prompt(
+            "Password", hide_input=True, confirmation_prompt=True)
+    key = new_key()
+    client = ApiClient(name=name, role=role, sites=list(sites) or None,
+                       key_hash=hash_secret(key), can_read_text=read_text,
+                       password_hash=hash_password(password) if password else None)
+    db.session.add(client)
+    db.session.commit()
+    click.echo(f"created {role} client {name!r}"
+               + (f" for sites {', '.join(sites)}" if sites else " for every site"))
+    click.echo(key)
+
+
+@group.command("list")
+def list_clients() -> None:
+    """List clients (names, roles, sites; never keys)."""
+    rows = db.session.execute(db.select(ApiClient).order_by(ApiClient.name)).scalars().all()
+    if not rows:
+        click.echo("no clients")
+    for client in rows:
+        state = "revoked" if client.revoked_at else "active"
+        sites = ",".join(client.sites) if client.sites else "*"
+        click.echo(f"{client.name}\t{client.role}\t{sites}\t{state}")
+
+
+@group.command("revoke")
+@click.argument("name")
+def revoke(name: str) -> None:
+    """Revoke client NAME: its key and tokens stop working at once."""
+    client = db.session.execute(db.select(ApiClient).where(ApiClient.name == name)).scalar()
+    if client is None:
+        raise click.ClickException(f"no client named {name!r}")
+    now = utcnow()
+    client.revoked_at = client.revoked_at or now
+    db.session.execute(
+        db.update(ApiToken).where(ApiToken.client_id == client.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    db.session.commit()
+    click.echo(f"revoked {name!r}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(group)

@@ -1,0 +1,87 @@
+"""``helpline-adapter deliveries``: see what is pending or failed, and replay it."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from ..delivery.kick import kick
+from ..extensions import db
+from ..models import Delivery, DeliveryStatus, utcnow
+
+group = AppGroup("deliveries", help="Inspect and replay outbound deliveries (no message text).")
+
+
+def _line(d: Delivery) -> str:
+    return (f"{d.id}\t{d.status}\t{d.site}\t{d.target}/{d.action}\tattempts={d.attempts}"
+            f"\tlast={d.last_status_code or '-'}\tconversation={d.conversation_id or '-'}")
+
+
+@group.command("list")
+@click.option("--failed", is_flag=True, help="Only failed (dead-letter) deliveries.")
+@click.option("--pending", is_flag=True, help="Only pending or in-flight deliveries.")
+@click.option("--site", help="Only this site.")
+@click.option("--limit", type=int, default=100, show_default=True)
+def list_deliveries(failed: bool, pending: bool, site: str | None, limit: int) -> None:
+    """List deliveries, newest first."""
+    query = db.select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+    if failed:
+        query = query.where(Delivery.status == DeliveryStatus.FAILED)
+    if pending:
+        query = query.where(Delivery.status.in_(DeliveryStatus.ACTIVE))
+    if site:
+        query = query.where(Delivery.site == site)
+    rows = db.session.execute(query).scalars().all()
+    if not rows:
+        click.echo("no deliveries")
+    for delivery in rows:
+        click.echo(_line(delivery))
+
+
+@group.command("show")
+@click.argument("delivery_id", type=int)
+def show(delivery_id: int) -> None:
+    """Show one delivery: attempts, last status and error (never message text)."""
+    d = db.session.get(Delivery, delivery_id)
+    if d is None:
+        raise click.ClickException(f"no delivery {delivery_id}")
+    for label, value in (
+        ("id", d.id), ("status", d.status), ("site", d.site), ("target", d.target),
+        ("action", d.action), ("conversation", d.conversation_id), ("message", d.message_id),
+        ("case", d.case_id), ("attempts", d.attempts), ("due_at", d.due_at),
+        ("last_status_code", d.last_status_code), ("last_error", d.last_error),
+        ("created_at", d.created_at), ("done_at", d.done_at),
+    ):
+        click.echo(f"{label}: {value if value is not None else '-'}")
+
+
+@group.command("retry")
+@click.argument("delivery_id", type=int, required=False)
+@click.option("--all-failed", is_flag=True, help="Replay every failed delivery.")
+@click.option("--site", help="With --all-failed: only this site.")
+def retry(delivery_id: int | None, all_failed: bool, site: str | None) -> None:
+    """Replay a failed delivery (ID) or all of them (--all-failed)."""
+    if (delivery_id is None) == (not all_failed):
+        raise click.UsageError("give a delivery ID or --all-failed")
+    query = db.select(Delivery).where(Delivery.status == DeliveryStatus.FAILED)
+    if delivery_id is not None:
+        query = query.where(Delivery.id == delivery_id)
+    if site:
+        query = query.where(Delivery.site == site)
+    rows = db.session.execute(query).scalars().all()
+    if delivery_id is not None and not rows:
+        raise click.ClickException(f"delivery {delivery_id} does not exist or has not failed")
+    for delivery in rows:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.attempts = 0
+        delivery.due_at = utcnow()
+        delivery.lease_until = None
+    db.session.commit()
+    if rows:
+        kick(current_app)
+    click.echo(f"requeued {len(rows)} deliveries")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(group)

@@ -1,0 +1,55 @@
+"""``helpline-adapter sites``: what is configured, and whether it works."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from ..delivery.http import session_for
+
+group = AppGroup("sites", help="List and check the configured helpline sites.")
+
+
+@group.command("list")
+def list_sites() -> None:
+    """List sites: code, name, plugin, routing, file (never secrets)."""
+    sites = list(current_app.extensions["helpline_adapter"].sites)
+    if not sites:
+        click.echo("no sites")
+    for site in sites:
+        routing = ",".join(site.routing.locations + site.routing.urn_prefixes) or "-"
+        chatbot = "rapidpro" if site.rapidpro else "-"
+        click.echo(f"{site.code}\t{site.name}\t{site.plugin}\t{routing}\t{chatbot}\t{site.source}")
+
+
+@group.command("check")
+@click.argument("code", required=False)
+def check(code: str | None) -> None:
+    """Check SITE (or all): config valid, secrets present, helpline reachable, login accepted."""
+    state = current_app.extensions["helpline_adapter"]
+    sites = [state.sites.get(code)] if code else list(state.sites)
+    if code and sites[0] is None:
+        raise click.ClickException(f"no site {code!r}")
+    failures = 0
+    timeout = (current_app.config["HTTP_CONNECT_TIMEOUT"], current_app.config["HTTP_READ_TIMEOUT"])
+    for site in sites:
+        if site.missing_secrets:
+            failures += 1
+            click.echo(f"{site.code}: FAIL missing environment variables: "
+                       + ", ".join(site.missing_secrets))
+            continue
+        result = state.pm.hook.helpline_check(site=site, http=session_for(site.code, "check",
+                                                                          timeout))
+        if result is None:
+            click.echo(f"{site.code}: ok (config valid; "
+                       f"the {site.plugin} plugin has no live check)")
+            continue
+        failures += 0 if result.ok else 1
+        click.echo(f"{site.code}: {'ok' if result.ok else 'FAIL'} {result.detail}")
+    if failures:
+        raise click.exceptions.Exit(1)
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(group)

@@ -1,0 +1,68 @@
+"""``helpline-adapter worker``: performs deliveries (RQ, no fork per job) and the relay."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+import click
+from flask import Flask, current_app
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue, SimpleWorker
+
+from ..delivery.jobs import use_app
+from ..delivery.relay import Relay
+
+log = logging.getLogger(__name__)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty (for tests).")
+@click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler here.")
+@click.option("--no-relay", is_flag=True, help="Do not run the relay (sweeper) here.")
+def worker(burst: bool, no_scheduler: bool, no_relay: bool) -> None:
+    """Run a delivery worker with RQ's scheduler and the relay.
+
+    One process delivers one batch at a time without forking; run several for more
+    throughput. A lost Redis connection is retried; nothing is lost meanwhile, the
+    database holds every delivery.
+    """
+    app = current_app._get_current_object()
+    use_app(app)
+    relay = None if no_relay else Relay(app)
+    if relay:
+        relay.start()
+    url = app.config.get("REDIS_URL")
+    if not url:
+        raise click.ClickException("REDIS_URL is not set")
+    name = f"adapter-{socket.gethostname()}-{os.getpid()}"
+    pause = 0.5
+    try:
+        while True:
+            try:
+                connection = Redis.from_url(url, socket_connect_timeout=2,
+                                            health_check_interval=10)
+                connection.ping()
+                queue = Queue(app.config["DELIVERY_QUEUE"], connection=connection)
+                rq_worker = SimpleWorker([queue], connection=connection, name=name)
+                log.info("worker.started", extra={"worker": name})
+                rq_worker.work(burst=burst, with_scheduler=not no_scheduler and not burst,
+                               logging_level=app.config["LOG_LEVEL"])
+                if burst or rq_worker._stop_requested:
+                    return
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                log.warning("worker.redis_unavailable", extra={"error_type": type(exc).__name__})
+            time.sleep(pause)  # back off before reconnecting to Redis
+            pause = min(pause * 2, 10)
+            name = f"adapter-{socket.gethostname()}-{os.getpid()}-{int(time.time())}"
+    finally:
+        if relay:
+            relay.stop()
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(worker)

@@ -1,0 +1,295 @@
+"""Claim due deliveries, perform them, record what happened.
+
+Only the oldest unfinished delivery of a lane may be claimed, so a conversation's
+messages reach the far side in the order they were accepted, across retries too.
+A claim is a lease: a worker that dies mid-delivery leaves a row that the relay
+returns to ``pending`` when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from plugins.types import DeliveryFailure
+
+from ..extensions import db
+from ..models import Delivery, DeliveryStatus, utcnow
+from .backoff import next_delay
+from .performers import (
+    SEQUENTIAL_ACTIONS,
+    NotYet,
+    forget_preloaded,
+    preload,
+    prepare,
+    record_failure,
+    record_success,
+)
+from .recovery import release_site
+
+log = logging.getLogger(__name__)
+
+_head = aliased(Delivery, name="head")
+_older = aliased(Delivery, name="older")
+
+
+def _lane_heads(now, skip_sites: frozenset[str] = frozenset()):
+    """Pending, due rows with nothing older still unfinished in their lane."""
+    blocked = exists().where(
+        and_(
+            _older.lane == _head.lane,
+            _older.id < _head.id,
+            _older.status.in_(DeliveryStatus.ACTIVE),
+        )
+    )
+    query = (
+        select(_head.id)
+        .where(_head.status == DeliveryStatus.PENDING, _head.due_at <= now, ~blocked)
+        .order_by(_head.id)
+    )
+    if skip_sites:
+        query = query.where(_head.site.not_in(skip_sites))
+    return query
+
+
+def claim(app: Flask, limit: int, skip_sites: frozenset[str] = frozenset()) -> list[int]:
+    """Lease up to ``limit`` lane heads to this worker, atomically; returns their ids."""
+    now = utcnow()
+    heads = _lane_heads(now, skip_sites).limit(limit).with_for_update(skip_locked=True)
+    lease = timedelta(seconds=app.config["DELIVERY_LEASE_SECONDS"])
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id.in_(heads.scalar_subquery()), Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SENDING, lease_until=now + lease,
+                attempts=Delivery.attempts + 1)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = sorted(db.session.execute(stmt).scalars())
+    db.session.commit()
+    return ids
+
+
+def due_exists() -> bool:
+    return db.session.execute(select(_lane_heads(utcnow()).limit(1).exists())).scalar()
+
+
+def release_stuck() -> int:
+    """Leases that ran out belong to dead workers: make those rows pending again."""
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < utcnow())
+        .values(status=DeliveryStatus.PENDING, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount:
+        log.warning("delivery.lease_expired", extra={"count": result.rowcount})
+    return result.rowcount
+
+
+@dataclass
+class BatchResult:
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+    released: int = 0
+    earliest_retry: float | None = None
+    unexpected: Exception | None = None
+
+
+def _lease_deadline(app: Flask, claimed_at: float) -> float:
+    """When a batch must stop sending: early enough that the slowest possible call
+    still ends, and the batch commits, before the lease runs out and the relay hands
+    the rows to another worker (which would break lane order)."""
+    slowest_call = app.config["HTTP_CONNECT_TIMEOUT"] + app.config["HTTP_READ_TIMEOUT"]
+    return claimed_at + app.config["DELIVERY_LEASE_SECONDS"] - slowest_call - 2.0
+
+
+def run_batch(app: Flask, ids: list[int], claimed_at: float | None = None) -> BatchResult:
+    """Perform claimed deliveries, several at once. A site that fails transiently is
+    skipped for the rest of the batch, so one dead helpline does not hold up the others.
+
+    A batch holds at most one delivery per lane (only lane heads are claimed), so
+    sending its rows side by side keeps every conversation's order. Database work
+    (loading, recording outcomes) stays in this thread; only the calls to the far side
+    run in the pool, in waves of ``DELIVERY_CONCURRENCY``.
+
+    The rows, their conversations and messages are loaded in three queries, and the
+    outcomes are committed once for the batch: per-delivery round trips to the database
+    cost more than the HTTP calls themselves. A worker that dies mid-batch loses only
+    the record of that batch's outcomes; the leases run out and those deliveries go
+    again (at least once — the far side dedupes by message id), still in lane order.
+    """
+    result = BatchResult()
+    failing_sites: set[str] = set()
+    rows = db.session.execute(
+        select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.id)
+    ).scalars().all()
+    preload(rows)
+    deadline = _lease_deadline(app, time.monotonic() if claimed_at is None else claimed_at)
+    size = max(1, int(app.config["DELIVERY_CONCURRENCY"]))
+    try:
+        for start in range(0, len(rows), size):
+            wave = rows[start:start + size]
+            if start and time.monotonic() >= deadline:  # the first wave always goes
+                for delivery in rows[start:]:
+                    if delivery.status == DeliveryStatus.SENDING:
+                        _release(delivery, delay=0)  # untried: a later batch, in order
+                        result.released += 1
+                break
+            _run_wave(app, wave, failing_sites, result)
+        db.session.commit()
+    finally:
+        forget_preloaded()
+    return result
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(size: int) -> ThreadPoolExecutor:
+    """One pool per configured size for the life of the worker (a wave smaller than the
+    pool simply leaves threads idle)."""
+    if size not in _pools:
+        _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="deliver")
+    return _pools[size]
+
+
+def _run_wave(app: Flask, wave: list[Delivery], failing_sites: set[str],
+              result: BatchResult) -> None:
+    calls: list[tuple[Delivery, Callable, float]] = []
+    for delivery in wave:
+        if delivery.status != DeliveryStatus.SENDING:
+            continue
+        if delivery.site in failing_sites:
+            _release(delivery, delay=1.0)
+            result.released += 1
+            continue
+        started = time.monotonic()
+        try:
+            call = prepare(app, delivery)
+        except Exception as exc:  # noqa: BLE001 - recorded by _settle like a failed call
+            _settle(app, delivery, None, exc, started, failing_sites, result)
+            continue
+        if delivery.action in SEQUENTIAL_ACTIONS or len(wave) == 1:
+            _settle(app, delivery, *_call(call), started, failing_sites, result)
+        else:
+            calls.append((delivery, call, started))
+    if not calls:
+        return
+    pool = _executor(max(1, int(app.config["DELIVERY_CONCURRENCY"])))
+    futures = [(delivery, pool.submit(_call, call), started)
+               for delivery, call, started in calls]
+    for delivery, future, started in futures:
+        _settle(app, delivery, *future.result(), started, failing_sites, result)
+
+
+def _call(call: Callable) -> tuple[object, Exception | None]:
+    try:
+        return call(), None
+    except Exception as exc:  # noqa: BLE001 - handed to the main thread to record
+        return None, exc
+
+
+def _settle(app: Flask, delivery: Delivery, outcome, error: Exception | None, started: float,
+            failing_sites: set[str], result: BatchResult) -> None:
+    """Record one delivery's outcome (in the main thread, the only one with a session)."""
+    if isinstance(error, NotYet):
+        _release(delivery, delay=error.seconds)
+        result.released += 1
+    elif isinstance(error, DeliveryFailure):
+        if error.retryable:
+            failing_sites.add(delivery.site)
+        _fail(app, delivery, error, result)
+    elif error is not None:  # a bug or an unexpected answer: retry, and surface it
+        log.error("delivery.error", exc_info=(type(error), error, error.__traceback__),
+                  extra={"delivery_id": delivery.id, "site": delivery.site})
+        _fail(app, delivery, DeliveryFailure(f"error: {type(error).__name__}",
+                                             retryable=True), result)
+        result.unexpected = error
+    else:
+        _succeed(delivery, outcome)
+        result.done += 1
+        log.info("delivery.done", extra={
+            "delivery_id": delivery.id, "site": delivery.site, "target": delivery.target,
+            "action": delivery.action, "attempt": delivery.attempts,
+            "conversation_id": delivery.conversation_id,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+
+
+def _release(delivery: Delivery, delay: float) -> None:
+    """Give a claimed row back without counting an attempt (paced, or its site is failing)."""
+    delivery.status = DeliveryStatus.PENDING
+    delivery.attempts -= 1
+    delivery.lease_until = None
+    delivery.due_at = utcnow() + timedelta(seconds=delay)
+
+
+def _succeed(delivery: Delivery, outcome) -> None:
+    if delivery.attempts > 1:  # it had failed before: its peer is back, so is the backlog
+        release_site(delivery.site, delivery.target)
+    delivery.status = DeliveryStatus.DONE
+    delivery.done_at = utcnow()
+    delivery.lease_until = None
+    delivery.last_status_code = getattr(outcome, "status_code", None)
+    delivery.last_error = None
+    record_success(delivery, outcome)
+
+
+def _fail(app: Flask, delivery: Delivery, failure: DeliveryFailure, result: BatchResult) -> None:
+    delivery.lease_until = None
+    delivery.last_status_code = failure.status_code
+    delivery.last_error = failure.reason[:500]
+    delay = None
+    if failure.retryable:
+        delay = next_delay(delivery.attempts, app.config["RETRY_SCHEDULE"],
+                           app.config["RETRY_JITTER"], failure.retry_after)
+    extra = {"delivery_id": delivery.id, "site": delivery.site, "target": delivery.target,
+             "action": delivery.action, "attempt": delivery.attempts,
+             "status_code": failure.status_code, "conversation_id": delivery.conversation_id}
+    if delay is None:
+        delivery.status = DeliveryStatus.FAILED
+        record_failure(delivery, failure.reason)
+        result.failed += 1
+        log.error("delivery.failed", extra=extra)
+        return
+    delivery.status = DeliveryStatus.PENDING
+    delivery.due_at = utcnow() + timedelta(seconds=delay)
+    result.retried += 1
+    if result.earliest_retry is None or delay < result.earliest_retry:
+        result.earliest_retry = delay
+    log.warning("delivery.retry", extra={**extra, "retry_in": round(delay, 2)})
+
+
+def drain(app: Flask) -> BatchResult:
+    """Deliver until nothing is due or the time budget is spent; totals for the run."""
+    budget = app.config["DRAIN_BUDGET_SECONDS"]
+    limit = app.config["DELIVERY_BATCH"]
+    deadline = time.monotonic() + budget
+    total = BatchResult()
+    while time.monotonic() < deadline:
+        claimed_at = time.monotonic()
+        ids = claim(app, limit)
+        if not ids:
+            break
+        batch = run_batch(app, ids, claimed_at)
+        total.done += batch.done
+        total.retried += batch.retried
+        total.failed += batch.failed
+        total.released += batch.released
+        total.unexpected = total.unexpected or batch.unexpected
+        if batch.earliest_retry is not None:
+            total.earliest_retry = batch.earliest_retry if total.earliest_retry is None \
+                else min(total.earliest_retry, batch.earliest_retry)
+        if batch.done == 0 and batch.released == len(ids):
+            break  # everything claimed was paced or skipped: let time pass
+    return total

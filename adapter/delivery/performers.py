@@ -1,0 +1,198 @@
+"""What each kind of delivery does, and what its success or failure changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+
+from plugins.types import CaseProgress, DeliveryFailure, SendResult
+
+from .. import protocol
+from ..extensions import db
+from ..models import Case, Conversation, Delivery, Message
+from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
+from .http import session_for
+
+
+class NotYet(Exception):
+    """Not an attempt: the delivery must wait (pacing). It is released unchanged."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def _state(app: Flask):
+    return app.extensions["helpline_adapter"]
+
+
+#: Actions whose call touches the database (case steps commit their progress): these
+#: run in the worker's main thread, never beside others.
+SEQUENTIAL_ACTIONS = ("case",)
+
+
+def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CaseProgress]:
+    """Read what the delivery needs (database, pacing) now, in the calling thread, and
+    return the call to the far side, which touches neither the session nor the app."""
+    state = _state(app)
+    site = state.sites.get(delivery.site)
+    if site is None:
+        raise DeliveryFailure(f"site {delivery.site!r} is not configured", retryable=True)
+    timeout = (app.config["HTTP_CONNECT_TIMEOUT"], app.config["HTTP_READ_TIMEOUT"])
+    http = session_for(site.code, delivery.target, timeout)
+    conversation = db.session.get(Conversation, delivery.conversation_id) \
+        if delivery.conversation_id else None
+    message = _message(delivery)
+    if delivery.target == CHATBOT:
+        from ..chatbot.outbound import prepare_chatbot_call
+
+        return prepare_chatbot_call(app, site, delivery, conversation, message, http)
+
+    hook = state.pm.hook
+    params = delivery.params or {}
+    if delivery.action == "open":
+        def call():
+            return hook.helpline_open(site=site, conversation=conversation, http=http)
+    elif delivery.action == "message":
+        def call():
+            return hook.helpline_send_message(site=site, conversation=conversation,
+                                              message=message, http=http)
+    elif delivery.action == "close":
+        def call():
+            return hook.helpline_close(site=site, conversation=conversation,
+                                       closed_by=params.get("closed_by"), http=http)
+    elif delivery.action == "ack":
+        def call():
+            return hook.helpline_acknowledge(site=site, conversation=conversation,
+                                             message=message, status=params.get("status"),
+                                             http=http)
+    elif delivery.action == "case":
+        def call():
+            return _create_case(delivery, site, hook, http)
+    else:
+        raise DeliveryFailure(f"unknown action {delivery.action!r}", retryable=False)
+
+    def checked():
+        result = call()
+        if result is None:
+            raise DeliveryFailure(f"no plugin handles helpline kind {site.plugin!r}",
+                                  retryable=False)
+        return result
+
+    return checked
+
+
+_PRELOADED = "adapter.delivery.messages"
+
+
+def preload(deliveries: list[Delivery]) -> None:
+    """Load a batch's conversations and messages in two queries instead of two per row.
+
+    Conversations land in the session's identity map (``session.get`` finds them);
+    messages, looked up by their public id rather than the primary key, are kept in
+    ``session.info`` until :func:`forget_preloaded`.
+    """
+    conversation_ids = {d.conversation_id for d in deliveries if d.conversation_id}
+    if conversation_ids:
+        db.session.execute(
+            db.select(Conversation).where(Conversation.id.in_(conversation_ids))
+        ).scalars().all()
+    message_ids = {d.message_id for d in deliveries if d.message_id}
+    found = db.session.execute(
+        db.select(Message).where(Message.id.in_(message_ids))
+    ).scalars().all() if message_ids else []
+    db.session.info[_PRELOADED] = {message.id: message for message in found}
+
+
+def forget_preloaded() -> None:
+    db.session.info.pop(_PRELOADED, None)
+
+
+def _message(delivery: Delivery) -> Message | None:
+    if not delivery.message_id:
+        return None
+    preloaded = db.session.info.get(_PRELOADED)
+    if preloaded is not None and delivery.message_id in preloaded:
+        return preloaded[delivery.message_id]
+    return db.session.execute(
+        db.select(Message).where(Message.id == delivery.message_id)
+    ).scalar_one_or_none()
+
+
+def _create_case(delivery: Delivery, site, hook, http) -> CaseProgress | None:
+    case = db.session.get(Case, delivery.case_id)
+    if case is None:
+        raise DeliveryFailure("case not found", retryable=False)
+    saved = delivery.progress or {}
+    progress = CaseProgress(steps=dict(saved.get("steps", {})), reference=saved.get("reference"))
+
+    def save_progress(new: CaseProgress) -> None:
+        # Committed at once: a retry after a later step fails resumes from here.
+        delivery.progress = {"steps": dict(new.steps), "reference": new.reference}
+        db.session.commit()
+
+    return hook.helpline_create_case(site=site, case=case, progress=progress,
+                                     save_progress=save_progress, http=http)
+
+
+def record_success(delivery: Delivery, outcome) -> None:
+    if delivery.target == HELPLINE:
+        conversation = db.session.get(Conversation, delivery.conversation_id) \
+            if delivery.conversation_id else None
+        if delivery.action in ("open", "message") and conversation is not None:
+            protocol.helpline_reached(conversation)
+        if delivery.action == "message":
+            message = _message(delivery)
+            if message is not None:
+                protocol.message_sent(message, delivered=getattr(outcome, "delivered", False))
+        elif delivery.action == "case":
+            _case_created(delivery, outcome)
+    elif delivery.action == "message":
+        message = _message(delivery)
+        if message is not None:
+            protocol.message_sent(message, delivered=False)
+
+
+def record_failure(delivery: Delivery, reason: str) -> None:
+    message = _message(delivery)
+    if message is not None and delivery.action == "message":
+        protocol.message_failed(message, reason)
+    if delivery.target == HELPLINE and delivery.action == "case":
+        _case_failed(delivery, reason)
+
+
+def _case_created(delivery: Delivery, progress: CaseProgress) -> None:
+    case = db.session.get(Case, delivery.case_id)
+    if case is None:
+        return
+    case.status = "created"
+    case.helpline_reference = progress.reference
+    delivery.progress = {"steps": dict(progress.steps), "reference": progress.reference}
+    protocol.audit("system", "case_created", case_id=case.id, reference=progress.reference)
+    _case_event(case, "case_created")
+
+
+def _case_failed(delivery: Delivery, reason: str) -> None:
+    case = db.session.get(Case, delivery.case_id)
+    if case is None:
+        return
+    case.status = "failed"
+    case.failure_reason = reason[:200]
+    protocol.audit("system", "case_failed", case_id=case.id)
+    _case_event(case, "case_failed")
+
+
+def _case_event(case: Case, event: str) -> None:
+    site = protocol.sites().get(case.site)
+    if site is None:
+        return
+    conversation = db.session.get(Conversation, case.conversation_id) \
+        if case.conversation_id else None
+    add_chatbot_event(site, conversation, event, {
+        "case_id": case.id,
+        "case_reference": case.helpline_reference,
+        "chatbot_case_id": case.external_id,
+        "conversation_id": conversation.external_id if conversation else None,
+        "status": case.status,
+    }, case_id=case.id)

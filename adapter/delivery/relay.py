@@ -1,0 +1,97 @@
+"""The relay: what a crash, a lost wake-up or a timer leaves behind, found in the database."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import protocol
+from ..extensions import db
+from ..models import Conversation, ConversationState, utcnow
+from . import engine
+from .kick import kick
+from .recovery import probe_failing_sites
+
+log = logging.getLogger(__name__)
+
+
+def sweep(app: Flask) -> None:
+    """One pass: expired leases back to pending, due work kicked, silent waits ended."""
+    with app.app_context():
+        engine.release_stuck()
+        probe_failing_sites(app)
+        if engine.due_exists():
+            kick(app, repair=True)
+        check_assignment_timeouts(app)
+
+
+def check_assignment_timeouts(app: Flask) -> int:
+    """Conversations nobody took in time: the chatbot hears ``no_counsellor``, once."""
+    count = 0
+    now = utcnow()
+    for site in app.extensions["helpline_adapter"].sites:
+        cutoff = now - timedelta(seconds=site.policies.assignment_timeout)
+        stale = db.session.execute(
+            db.select(Conversation)
+            .where(
+                Conversation.site == site.code,
+                Conversation.state.in_((ConversationState.REQUESTED, ConversationState.WAITING)),
+                Conversation.no_counsellor_at.is_(None),
+                Conversation.waiting_since < cutoff,
+            )
+            .limit(100)
+            .with_for_update(skip_locked=True)
+        ).scalars().all()
+        for conversation in stale:
+            # The conditional update makes the event fire once, however many relays run.
+            won = db.session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation.id,
+                       Conversation.no_counsellor_at.is_(None),
+                       Conversation.state.in_((ConversationState.REQUESTED,
+                                               ConversationState.WAITING)))
+                .values(no_counsellor_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not won:
+                continue
+            protocol.no_counsellor(conversation, site)
+            log.info("conversation.no_counsellor", extra={
+                "conversation_id": conversation.id, "site": site.code})
+            count += 1
+        if stale:
+            from ..transactions import commit
+
+            commit()
+        else:
+            db.session.rollback()
+    return count
+
+
+class Relay(threading.Thread):
+    """Runs :func:`sweep` every few seconds beside the worker, until stopped."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(name="relay", daemon=True)
+        self.app = app
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        interval = self.app.config["SWEEP_INTERVAL_SECONDS"]
+        while not self.stopping.wait(interval):
+            try:
+                sweep(self.app)
+            except SQLAlchemyError as exc:
+                log.warning("relay.database_error", extra={"error_type": type(exc).__name__})
+                with self.app.app_context():
+                    db.session.rollback()
+            except Exception:  # keep the relay alive; the next pass tries again
+                log.exception("relay.error")
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -1,0 +1,82 @@
+"""Answering a repeated request with the first answer, and nothing done twice."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from flask import Response, g, jsonify, request
+from sqlalchemy.exc import IntegrityError
+
+from .errors import ApiError
+from .extensions import db
+from .models import IdempotencyRecord
+from .transactions import commit
+
+HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+
+
+def idempotency_key() -> str | None:
+    for name in HEADERS:
+        value = request.headers.get(name, "").strip()
+        if value:
+            if len(value) > 255:
+                raise ApiError(400, "invalid_request", "Idempotency-Key is too long",
+                               {"Idempotency-Key": ["at most 255 characters"]})
+            return value
+    return None
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(request.path.encode())
+    digest.update(request.get_data(cache=True))
+    return digest.hexdigest()
+
+
+def _replay(scope: str, key: str) -> Response | None:
+    record = db.session.execute(
+        db.select(IdempotencyRecord).where(IdempotencyRecord.scope == scope,
+                                           IdempotencyRecord.key == key)
+    ).scalar_one_or_none()
+    if record is None:
+        return None
+    if record.fingerprint != _fingerprint():
+        raise ApiError(422, "idempotency_key_reused",
+                       "this Idempotency-Key was used for a different request",
+                       {"Idempotency-Key": ["already used for another request"]})
+    response = jsonify(record.body)
+    response.status_code = record.status_code
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def respond(operation: Callable[[], tuple[int, dict]], scope: str | None = None) -> Response:
+    """Run ``operation`` (which adds to the session and returns status and body), commit,
+    answer. A repeat — by Idempotency-Key, or a concurrent duplicate that loses the race
+    on a unique constraint — is answered with the first result and changes nothing."""
+    key = idempotency_key()
+    scope = scope or f"client:{g.client.id}"
+    for attempt in (1, 2):
+        if key:
+            replayed = _replay(scope, key)
+            if replayed is not None:
+                return replayed
+        try:
+            # A concurrent duplicate may already fail inside the operation, at a flush.
+            status, body = operation()
+            if key:
+                db.session.add(IdempotencyRecord(scope=scope, key=key,
+                                                 fingerprint=_fingerprint(),
+                                                 status_code=status, body=body))
+            commit()
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == 2:
+                raise
+            continue
+        response = jsonify(body)
+        response.status_code = status
+        return response
+    raise AssertionError("unreachable")

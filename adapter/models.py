@@ -1,0 +1,248 @@
+"""Database models: the durable truth of every conversation, message and delivery."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: one convention for SQLite and PostgreSQL alike."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ConversationState:
+    REQUESTED = "requested"  # accepted from the chatbot, not yet at the helpline
+    WAITING = "waiting"  # at the helpline, hunting for a counsellor
+    ACTIVE = "active"  # a counsellor took it
+    CLOSED = "closed"
+
+    OPEN = (REQUESTED, WAITING, ACTIVE)
+
+
+class Direction:
+    TO_HELPLINE = "to_helpline"  # client → counsellor
+    TO_CLIENT = "to_client"  # counsellor → client
+
+
+class MessageStatus:
+    ACCEPTED = "accepted"
+    SENT = "sent"  # the far side answered 2xx
+    DELIVERED = "delivered"  # the far side acknowledged it
+    READ = "read"
+    FAILED = "failed"  # retries exhausted, or the far side said so
+
+    ORDER = {ACCEPTED: 0, SENT: 1, DELIVERED: 2, READ: 3}
+
+
+class Conversation(db.Model):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    dialect: Mapped[str] = mapped_column(String(32), default="rapidpro")
+    state: Mapped[str] = mapped_column(String(16), default=ConversationState.REQUESTED)
+    client_pseudonym: Mapped[str] = mapped_column(String(64))
+    contact_uuid: Mapped[str | None] = mapped_column(String(64))
+    contact_urn: Mapped[str | None] = mapped_column(String(255))  # purged with retention
+    counsellor: Mapped[str | None] = mapped_column(String(120))
+    risk: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(String(120))
+    flow_uuid: Mapped[str | None] = mapped_column(String(64))
+    run_uuid: Mapped[str | None] = mapped_column(String(64))
+    opened_by: Mapped[str | None] = mapped_column(String(120))
+    closed_by: Mapped[str | None] = mapped_column(String(16))
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    waiting_since: Mapped[datetime | None]
+    assigned_at: Mapped[datetime | None]
+    no_counsellor_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", order_by="Message.seq", lazy="select"
+    )
+
+    __table_args__ = (
+        Index("ix_conversations_site_client", "site", "client_pseudonym"),
+        Index("ix_conversations_state_waiting", "state", "waiting_since"),
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in ConversationState.OPEN
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(db.ForeignKey("conversations.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    sender_message_id: Mapped[str] = mapped_column(String(200))
+    sender: Mapped[str | None] = mapped_column(String(120))  # a pseudonym, never a name
+    text: Mapped[str | None] = mapped_column(Text)  # None once purged
+    attachments: Mapped[list | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.ACCEPTED)
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "direction", "sender_message_id"),
+    )
+
+
+class DeliveryStatus:
+    PENDING = "pending"  # due at ``due_at``
+    SENDING = "sending"  # claimed by a worker until ``lease_until``
+    DONE = "done"
+    FAILED = "failed"  # retries exhausted or a permanent refusal; replayable
+
+    ACTIVE = (PENDING, SENDING)
+
+
+class Delivery(db.Model):
+    """One outbound call, committed with what caused it (the transactional outbox).
+
+    ``lane`` orders deliveries: within a lane only the oldest unfinished one may be
+    sent, so a conversation's messages reach the far side in the order accepted.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lane: Mapped[str] = mapped_column(String(120))
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(16))  # "helpline" | "chatbot"
+    action: Mapped[str] = mapped_column(String(24))
+    conversation_id: Mapped[str | None] = mapped_column(
+        db.ForeignKey("conversations.id"), index=True
+    )
+    message_id: Mapped[str | None] = mapped_column(String(36))
+    case_id: Mapped[str | None] = mapped_column(String(36))
+    params: Mapped[dict | None] = mapped_column(JSON)  # ids and flags only, never text
+    progress: Mapped[dict | None] = mapped_column(JSON)  # multi-step state (case creation)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_deliveries_lane_id", "lane", "id"),
+        Index("ix_deliveries_status_due", "status", "due_at"),
+    )
+
+
+class ApiClient(db.Model):
+    """Who may call us: a chatbot (RapidPro org) or a helpline account."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="chatbot")  # chatbot | helpline
+    sites: Mapped[list | None] = mapped_column(JSON)  # None: every site
+    key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    can_read_text: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    def may_use_site(self, site: str) -> bool:
+        return self.sites is None or site in self.sites
+
+
+class ApiToken(db.Model):
+    """A time-bound token: OpenCHS-style ``/api/token/`` logins and site callback logins."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int | None] = mapped_column(db.ForeignKey("api_clients.id"), index=True)
+    site: Mapped[str | None] = mapped_column(String(64))  # a helpline site's callback token
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    client: Mapped[ApiClient | None] = relationship()
+
+
+class IdempotencyRecord(db.Model):
+    """The first answer to a request carrying an ``Idempotency-Key``, replayed on repeats."""
+
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(160))  # who asked
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # method, path and body hash
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+
+class Case(db.Model):
+    """What the child shared, on its way to becoming a helpline case."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(
+        db.ForeignKey("conversations.id"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # created | failed
+    helpline_reference: Mapped[str | None] = mapped_column(String(120))
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    intake: Mapped[dict | None] = mapped_column(JSON)  # None once purged
+    contact_uuid: Mapped[str | None] = mapped_column(String(64))
+    contact_urn: Mapped[str | None] = mapped_column(String(255))
+    client_pseudonym: Mapped[str | None] = mapped_column(String(64))
+    opened_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    purged_at: Mapped[datetime | None]
+
+
+class AuditEvent(db.Model):
+    """Who did what to a conversation or case: ids and states, never content."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    case_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(48))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,436 @@
+"""The conversation protocol: every state change, with its outbox rows, in one transaction.
+
+Functions here add to the session and leave the commit to the caller
+(:func:`adapter.transactions.commit`), so a request answers 2xx only once all it
+changed is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from .errors import ApiError
+from .extensions import db
+from .models import (
+    AuditEvent,
+    Conversation,
+    ConversationState,
+    Direction,
+    Message,
+    MessageStatus,
+    new_id,
+    utcnow,
+)
+from .outbox import HELPLINE, add_chatbot_event, add_delivery
+from .pseudonyms import client_pseudonym
+from .sites import Site
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StartRequest:
+    conversation_id: str | None
+    site: str | None = None
+    location: str | None = None
+    risk: str | None = None
+    contact_uuid: str | None = None
+    urn: str | None = None
+    text: str | None = None
+    message_id: str | None = None
+    attachments: list[str] = field(default_factory=list)
+    flow_uuid: str | None = None
+    run_uuid: str | None = None
+    dialect: str = "rapidpro"
+    intake: dict | None = None  # validated (adapter.cases.read_intake): opens a case
+
+
+@dataclass
+class ClientMessage:
+    message_id: str | None
+    text: str | None
+    attachments: list[str] = field(default_factory=list)
+
+
+def sites():
+    return current_app.extensions["helpline_adapter"].sites
+
+
+def site_of(conversation: Conversation) -> Site:
+    site = sites().get(conversation.site)
+    if site is None:
+        raise ApiError(422, "site_unavailable", f"site {conversation.site!r} is not configured")
+    return site
+
+
+def audit(actor: str, action: str, *, conversation: Conversation | None = None,
+          case_id: str | None = None, from_state: str | None = None,
+          to_state: str | None = None, **detail) -> None:
+    db.session.add(
+        AuditEvent(
+            conversation_id=conversation.id if conversation is not None else None,
+            case_id=case_id,
+            actor=actor,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            detail=detail or None,
+        )
+    )
+
+
+def _set_state(conversation: Conversation, state: str, actor: str, action: str, **detail) -> None:
+    previous = conversation.state
+    conversation.state = state
+    audit(actor, action, conversation=conversation, from_state=previous, to_state=state, **detail)
+    log.info(
+        "conversation.state",
+        extra={"conversation_id": conversation.id, "site": conversation.site, "state": state},
+    )
+
+
+# ---- lookups -----------------------------------------------------------------------
+
+def find_conversation(reference: str) -> Conversation | None:
+    """By the chatbot's conversation id, or by ours."""
+    found = db.session.execute(
+        db.select(Conversation).where(Conversation.external_id == reference)
+    ).scalar_one_or_none()
+    return found or db.session.get(Conversation, reference)
+
+
+def open_conversation_for_contact(site: str, pseudonym: str) -> Conversation | None:
+    return db.session.execute(
+        db.select(Conversation)
+        .where(
+            Conversation.site == site,
+            Conversation.client_pseudonym == pseudonym,
+            Conversation.state.in_(ConversationState.OPEN),
+        )
+        .order_by(Conversation.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def find_message(conversation: Conversation, direction: str, reference: str) -> Message | None:
+    """By the sender's message id, or by ours."""
+    return db.session.execute(
+        db.select(Message).where(
+            Message.conversation_id == conversation.id,
+            Message.direction == direction,
+            (Message.sender_message_id == reference) | (Message.id == reference),
+        )
+    ).scalars().first()
+
+
+# ---- chatbot side ------------------------------------------------------------------
+
+def start_conversation(req: StartRequest, site: Site, actor: str) -> tuple[Conversation, bool]:
+    """Open a conversation (escalation). Returns it and whether it was new.
+
+    Without a conversation id from the chatbot, a contact's open conversation at the
+    site is the same conversation; otherwise a new id is made and returned.
+    """
+    contact_ref = req.contact_uuid or req.urn
+    pseudonym = client_pseudonym(site.code, contact_ref)
+    if req.conversation_id:
+        existing = db.session.execute(
+            db.select(Conversation).where(Conversation.external_id == req.conversation_id)
+        ).scalar_one_or_none()
+    else:
+        existing = open_conversation_for_contact(site.code, pseudonym) if contact_ref else None
+    if existing is not None:
+        return existing, False
+
+    now = utcnow()
+    conversation = Conversation(
+        id=new_id(),
+        external_id=req.conversation_id or "",
+        site=site.code,
+        dialect=req.dialect,
+        state=ConversationState.REQUESTED,
+        client_pseudonym=pseudonym,
+        contact_uuid=req.contact_uuid,
+        contact_urn=req.urn if not req.contact_uuid else None,
+        risk=req.risk,
+        location=req.location,
+        flow_uuid=req.flow_uuid,
+        run_uuid=req.run_uuid,
+        opened_by=actor,
+        created_at=now,
+        waiting_since=now,
+    )
+    if not conversation.external_id:
+        conversation.external_id = conversation.id
+    db.session.add(conversation)
+    audit(actor, "start", conversation=conversation, to_state=conversation.state,
+          site=site.code)
+    add_delivery(site=site.code, target=HELPLINE, action="open", conversation=conversation)
+    if req.text or req.attachments:
+        _add_client_message(conversation, site, ClientMessage(req.message_id, req.text,
+                                                              req.attachments))
+    if req.intake is not None:
+        from .cases import open_case
+
+        open_case(site, req.intake, actor=actor, conversation=conversation)
+    return conversation, True
+
+
+def start_or_replay(req: StartRequest, site: Site, actor: str) -> tuple[Conversation, bool]:
+    """:func:`start_conversation`, committed; a concurrent duplicate start answers the first."""
+    from .transactions import commit
+
+    conversation, created = start_conversation(req, site, actor)
+    if not created:
+        return conversation, False
+    try:
+        commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = find_conversation(req.conversation_id) if req.conversation_id else None
+        if existing is None:
+            raise
+        return existing, False
+    return conversation, True
+
+
+def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
+    message = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        direction=Direction.TO_HELPLINE,
+        sender_message_id=msg.message_id or "",
+        sender=conversation.client_pseudonym,
+        text=msg.text,
+        attachments=msg.attachments or None,
+        status=MessageStatus.ACCEPTED,
+    )
+    if not message.sender_message_id:
+        message.sender_message_id = message.id
+    db.session.add(message)
+    add_delivery(site=site.code, target=HELPLINE, action="message", conversation=conversation,
+                 message_id=message.id)
+    log.info("message.accepted", extra={"conversation_id": conversation.id,
+                                        "message_id": message.id, "site": site.code})
+    return message
+
+
+def accept_client_message(conversation: Conversation, msg: ClientMessage) -> tuple[Message, bool]:
+    """A client message, deduplicated on the sender's message id."""
+    if msg.message_id:
+        existing = find_message(conversation, Direction.TO_HELPLINE, msg.message_id)
+        if existing is not None and existing.sender_message_id == msg.message_id:
+            return existing, False
+    if not conversation.is_open:
+        raise ApiError(409, "conversation_closed", "the conversation is closed")
+    return _add_client_message(conversation, site_of(conversation), msg), True
+
+
+def lock_for_change(conversation: Conversation) -> Conversation:
+    """Re-read the conversation with a row lock before a state change decided on it.
+
+    Without it, two transitions racing (the chatbot closing while the relay times the
+    wait out, say) would both see it open and both act: two closes to the helpline.
+    PostgreSQL takes a row lock; SQLite serialises writers and refuses a stale one.
+    """
+    db.session.refresh(conversation, with_for_update=True)
+    return conversation
+
+
+def close_from_chatbot(conversation: Conversation, actor: str, reason: str | None) -> bool:
+    """End from the chatbot side; the helpline is told. False if it was already closed."""
+    lock_for_change(conversation)
+    if not conversation.is_open:
+        return False
+    site = site_of(conversation)
+    _close(conversation, closed_by="client", reason=reason or "resolved", actor=actor)
+    add_delivery(site=site.code, target=HELPLINE, action="close", conversation=conversation,
+                 params={"closed_by": "client"})
+    return True
+
+
+def _close(conversation: Conversation, *, closed_by: str, reason: str, actor: str) -> None:
+    conversation.closed_by = closed_by
+    conversation.close_reason = reason
+    conversation.closed_at = utcnow()
+    _set_state(conversation, ConversationState.CLOSED, actor, "close",
+               closed_by=closed_by, reason=reason)
+
+
+def acknowledge_from_chatbot(conversation: Conversation, message_ref: str, status: str,
+                             actor: str) -> Message:
+    """The chatbot says a counsellor message reached (or failed to reach) the client."""
+    message = find_message(conversation, Direction.TO_CLIENT, message_ref)
+    if message is None:
+        raise ApiError(404, "message_not_found", "no counsellor message with that id",
+                       {"message_id": ["unknown message"]})
+    if _advance_status(message, status):
+        audit(actor, "ack", conversation=conversation, message_id=message.id, status=status)
+        site = site_of(conversation)
+        kinds = current_app.extensions["helpline_adapter"].kinds
+        kind = kinds.get(site.plugin)
+        if kind is not None and getattr(kind, "supports_acks", False):
+            add_delivery(site=site.code, target=HELPLINE, action="ack",
+                         conversation=conversation, message_id=message.id,
+                         params={"status": status})
+    return message
+
+
+def _advance_status(message: Message, status: str) -> bool:
+    """Statuses only move forward; ``failed`` is final, and too late for a message the far
+    side already acknowledged. True if it changed."""
+    if message.status == status or message.status == MessageStatus.FAILED:
+        return False
+    if status == MessageStatus.FAILED and message.status in (MessageStatus.DELIVERED,
+                                                            MessageStatus.READ):
+        return False
+    order = MessageStatus.ORDER
+    if status != MessageStatus.FAILED and order.get(status, 0) <= order.get(message.status, 0):
+        return False
+    message.status = status
+    now = utcnow()
+    if status == MessageStatus.SENT:
+        message.sent_at = message.sent_at or now
+    elif status in (MessageStatus.DELIVERED, MessageStatus.READ):
+        message.sent_at = message.sent_at or now
+        message.delivered_at = message.delivered_at or now
+    return True
+
+
+# ---- helpline side -----------------------------------------------------------------
+
+def conversation_for_ref(site: Site, session_id: str | None, client_address: str | None,
+                         ) -> Conversation:
+    conversation = None
+    if session_id:
+        conversation = find_conversation(session_id)
+    elif client_address:
+        conversation = open_conversation_for_contact(site.code, client_address)
+    if conversation is None or conversation.site != site.code:
+        raise ApiError(404, "conversation_not_found", "no such conversation at this site")
+    return conversation
+
+
+def assign(conversation: Conversation, counsellor: str | None, actor: str) -> bool:
+    """A counsellor took the conversation: it becomes active and the chatbot is told."""
+    lock_for_change(conversation)
+    if not conversation.is_open:
+        raise ApiError(409, "conversation_closed", "the conversation is closed")
+    if conversation.state == ConversationState.ACTIVE and (
+        not counsellor or counsellor == conversation.counsellor
+    ):
+        return False
+    conversation.counsellor = counsellor or conversation.counsellor
+    conversation.assigned_at = utcnow()
+    _set_state(conversation, ConversationState.ACTIVE, actor, "assign")
+    add_chatbot_event(site_of(conversation), conversation, "assigned",
+                      _event_params(conversation))
+    return True
+
+
+def accept_counsellor_message(conversation: Conversation, *, text: str, message_id: str | None,
+                              counsellor: str | None, attachments: list[str], actor: str,
+                              ) -> tuple[Message, bool]:
+    if message_id:
+        existing = find_message(conversation, Direction.TO_CLIENT, message_id)
+        if existing is not None and existing.sender_message_id == message_id:
+            return existing, False
+    if not conversation.is_open:
+        raise ApiError(409, "conversation_closed", "the conversation is closed")
+    if conversation.state != ConversationState.ACTIVE or (
+        counsellor and counsellor != conversation.counsellor
+    ):
+        assign(conversation, counsellor, actor)
+    message = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        direction=Direction.TO_CLIENT,
+        sender=counsellor or conversation.counsellor,
+        text=text,
+        attachments=attachments or None,
+        status=MessageStatus.ACCEPTED,
+    )
+    message.sender_message_id = message_id or message.id
+    db.session.add(message)
+    add_chatbot_event(site_of(conversation), conversation, "message",
+                      {**_event_params(conversation), "message_id": message.id})
+    log.info("message.accepted", extra={"conversation_id": conversation.id,
+                                        "message_id": message.id, "site": conversation.site})
+    return message, True
+
+
+def acknowledge_from_helpline(conversation: Conversation, message_ref: str, status: str,
+                              actor: str) -> Message:
+    message = find_message(conversation, Direction.TO_HELPLINE, message_ref)
+    if message is None:
+        raise ApiError(404, "message_not_found", "no client message with that id",
+                       {"message_id": ["unknown message"]})
+    if _advance_status(message, status):
+        audit(actor, "helpline_ack", conversation=conversation, message_id=message.id,
+              status=status)
+        if status in (MessageStatus.DELIVERED, MessageStatus.READ):
+            add_chatbot_event(site_of(conversation), conversation, "delivered",
+                              {**_event_params(conversation), "message_id": message.id,
+                               "chatbot_message_id": message.sender_message_id,
+                               "status": status})
+    return message
+
+
+def close_from_helpline(conversation: Conversation, reason: str | None, actor: str) -> bool:
+    lock_for_change(conversation)
+    if not conversation.is_open:
+        return False
+    _close(conversation, closed_by="counsellor", reason=reason or "resolved", actor=actor)
+    add_chatbot_event(site_of(conversation), conversation, "closed",
+                      {**_event_params(conversation), "closed_by": "counsellor",
+                       "reason": conversation.close_reason})
+    return True
+
+
+def _event_params(conversation: Conversation) -> dict:
+    return {
+        "conversation_id": conversation.external_id,
+        "counsellor": conversation.counsellor,
+    }
+
+
+# ---- delivery outcomes -------------------------------------------------------------
+
+def helpline_reached(conversation: Conversation) -> None:
+    """The helpline accepted the conversation: it is hunting for a counsellor."""
+    if conversation.state == ConversationState.REQUESTED:
+        _set_state(conversation, ConversationState.WAITING, "system", "delivered_to_helpline")
+
+
+def message_sent(message: Message, delivered: bool) -> None:
+    """Our delivery succeeded. A ``failed`` left by an earlier, exhausted delivery of the
+    same message is superseded: an operator replayed it, and it did get through."""
+    if message.status == MessageStatus.FAILED:
+        message.status = MessageStatus.ACCEPTED
+        message.failure_reason = None
+    _advance_status(message, MessageStatus.DELIVERED if delivered else MessageStatus.SENT)
+
+
+def message_failed(message: Message, reason: str) -> None:
+    if message.status not in (MessageStatus.DELIVERED, MessageStatus.READ):
+        message.status = MessageStatus.FAILED
+        message.failure_reason = reason[:200]
+
+
+def no_counsellor(conversation: Conversation, site: Site) -> None:
+    """Nobody took the conversation in time: tell the chatbot, once."""
+    conversation.no_counsellor_at = utcnow()
+    close = site.policies.on_no_counsellor == "close"
+    audit("system", "no_counsellor", conversation=conversation, closes=close)
+    add_chatbot_event(site, conversation, "no_counsellor",
+                      {**_event_params(conversation), "closed": close,
+                       "waited_seconds": site.policies.assignment_timeout})
+    if close:
+        _close(conversation, closed_by="timeout", reason="expired", actor="system")
+        add_delivery(site=site.code, target=HELPLINE, action="close", conversation=conversation,
+                     params={"closed_by": "timeout"})
+

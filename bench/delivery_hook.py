@@ -1,0 +1,49 @@
+"""Where ``python -m bench`` calls the delivery benchmark, which lives in ``bench.delivery``.
+
+That module belongs to the delivery engine's owner: one ``helpline-adapter worker``
+against a raw ``requests.Session`` loop posting the same bodies to the same sandbox
+helpline. It is called in this process, pointed at this run's PostgreSQL and Redis
+through ``BENCH_DATABASE_URL``/``BENCH_REDIS_URL`` (so it starts no servers of its
+own), and its result becomes rows of the one table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+
+from bench.report import Row
+from bench.servers import Servers
+
+TARGET = ">= 0.50"
+
+
+def run(servers: Servers, messages: int = 1000, conversations: int = 100) -> list[Row]:
+    """Rows for the table; a missing or failing ``bench.delivery`` is a row that says so."""
+    try:
+        delivery = importlib.import_module("bench.delivery")
+    except ImportError:
+        return [Row("delivery", "not run: bench/delivery.py is not in this tree", "",
+                    target=TARGET)]
+    saved = {name: os.environ.get(name) for name in ("BENCH_DATABASE_URL", "BENCH_REDIS_URL")}
+    os.environ["BENCH_DATABASE_URL"] = servers.postgres_server_url
+    os.environ["BENCH_REDIS_URL"] = servers.redis_url
+    try:
+        result = delivery.run(messages, conversations)
+    except TimeoutError:
+        raise  # the run's watchdog, not a failure of this phase
+    except Exception as exc:  # a failed phase is reported; the other phases still run
+        traceback.print_exc()
+        return [Row("delivery", f"failed: {type(exc).__name__}: {str(exc)[:80]}", "",
+                    target=TARGET, met=False)]
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    ratio = result["ratio"]
+    return [Row("delivery", f"messages/s, one worker ({messages} msgs, {conversations} convs)",
+                f"{result['worker_rate']:.0f}", f"{result['raw_rate']:.0f}", f"{ratio:.2f}",
+                TARGET, ratio >= 0.5)]

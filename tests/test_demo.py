@@ -1,0 +1,31 @@
+"""``helpline-adapter demo`` plays a whole conversation and exits 0 with its timeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from adapter.demo import CLIENT_MESSAGES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_demo(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTER_")}
+    return subprocess.run([str(Path(sys.executable).parent / "helpline-adapter"), "demo", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_demo_plays_a_whole_conversation_without_showing_text():
+    result = run_demo()
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for step in ("start            201", "state            waiting", "timed_out", "accepted",
+                 "state            active", "event=assigned", "broadcasts",
+                 "ack delivered    200", "event=closed", "closed (closed by counsellor)"):
+        assert step in out, f"{step!r} missing from the timeline:\n{out}"
+    assert not any(text in out for text in CLIENT_MESSAGES)
+    assert "tel:+254" not in out
