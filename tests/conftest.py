@@ -42,17 +42,22 @@ def postgres_server(embedded_base):
 
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server):
-    """A database of our own on the server, schema made by the Alembic migrations."""
-    url, name = servers.create_database(postgres_server)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "COUNTRIES_DIR": _empty_dir(),
-                      "LOG_LEVEL": "WARNING"})
+    """A database of our own on the server, schema made by the Alembic migrations; the
+    in-process tests share it (each empties it first). Process stacks have their own."""
+    with servers.own_database(postgres_server) as url:
+        migrate(url)
+        yield url
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (the Alembic migrations)."""
     from adapter.database_upgrade import upgrade_database
 
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "COUNTRIES_DIR": _empty_dir(),
+                      "LOG_LEVEL": "WARNING"})
     upgrade_database(app)
     with app.app_context():
         db.engine.dispose()
-    yield url
-    servers.drop_database(postgres_server, name)
 
 
 def _empty_dir() -> str:

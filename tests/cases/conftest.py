@@ -22,14 +22,12 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def case_stack(postgres_server, redis_url):
-    url, name = servers.create_database(postgres_server)
-    stack = LocalStack(database_url=url, redis_url=redis_url, web_workers=2,
-                       settings=dict(SETTINGS))
-    with stack:
+    with servers.own_database(postgres_server) as url, LocalStack(
+            database_url=url, redis_url=redis_url, web_workers=2,
+            settings=dict(SETTINGS)) as stack:
         yield stack
-    servers.drop_database(postgres_server, name)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from tests.support import servers
 _written: dict[str, Path] = {}  # the report this run wrote, for the terminal summary
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _fault_stack(tmp_path_factory, postgres_server):
     stack = launch(tmp_path_factory.mktemp("faults"), postgres_server)
     yield stack

@@ -1,8 +1,9 @@
 """The whole system as real processes: gunicorn, delivery workers and both sandbox peers.
 
-One stack per test session (starting gunicorn and a worker costs seconds); each test
-gets it clean — tables emptied, sandboxes reset, pacing forgotten, one live worker —
-through the function-scoped ``stack`` fixture. Integration tests run on PostgreSQL only.
+One stack per test package (starting gunicorn and a worker costs seconds), on a database
+of its own, stopped when the package's tests are done. Each test gets it clean (tables
+emptied, sandboxes reset, pacing forgotten, one live worker) through the function-scoped
+``stack`` fixture. Integration tests run on PostgreSQL only.
 
 Processes are configured the production way, with ``ADAPTER_*`` environment variables,
 but with a retry schedule, lease and sweep interval short enough for a test to watch a
@@ -30,6 +31,7 @@ from adapter.config import normalise_database_url
 from adapter.models import Delivery
 from adapter.sandbox.control import RunningSandbox, start_sandbox
 from adapter.sandbox.process import ManagedProcess, free_port
+from tests.support import servers
 from tests.support.sites import write_site
 from tests.support.waiting import wait_until
 
@@ -253,14 +255,22 @@ def migrate_and_create_client(full_env: dict[str, str], client: str) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="session")
-def _stack(tmp_path_factory, postgres_url, redis_url):
+@pytest.fixture(scope="package")
+def stack_database(postgres_server):
+    """The stack's own database: its relay sweeps the tables all the time, so it must
+    never share them with in-process tests (nor meet their TRUNCATE)."""
+    with servers.own_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
+def _stack(tmp_path_factory, stack_database, redis_url):
     base = tmp_path_factory.mktemp("stack")
     web_port = free_port()
     url = f"http://127.0.0.1:{web_port}"
     countries = base / "countries"
     helpline, rapidpro = start_peers(url, countries)
-    env = adapter_env(postgres_url, redis_url, countries, "integration", PROCESS_SETTINGS)
+    env = adapter_env(stack_database, redis_url, countries, "integration", PROCESS_SETTINGS)
     full_env = {**os.environ, **env}
     key = migrate_and_create_client(full_env, f"weni-{uuid.uuid4().hex[:6]}")
     gunicorn = ManagedProcess(
@@ -268,7 +278,7 @@ def _stack(tmp_path_factory, postgres_url, redis_url):
         env=env, ready_url=f"{url}/healthz", name="gunicorn", cwd=ROOT)
     gunicorn.start(timeout=30)
     stack = Stack(url=url, key=key, env=full_env, helpline=helpline, rapidpro=rapidpro,
-                  gunicorn=gunicorn, database_url=postgres_url, redis_url=redis_url)
+                  gunicorn=gunicorn, database_url=stack_database, redis_url=redis_url)
     stack.start_worker()
     yield stack
     stack.close()

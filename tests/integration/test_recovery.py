@@ -7,17 +7,18 @@ import time
 import pytest
 
 from adapter.sandbox.stack import SITE, LocalStack
+from tests.support import servers
 
 CONVERSATIONS, MESSAGES = 4, 3
 
 
 @pytest.fixture
-def slow_backoff_stack(postgres_url, redis_url):
+def slow_backoff_stack(postgres_server, redis_url):
     """Retries back off to a minute after the first: only the probe can bring them back."""
-    stack = LocalStack(database_url=postgres_url, redis_url=redis_url, web_workers=1,
-                       settings={"RETRY_SCHEDULE": [0.2, 60, 60, 60], "RETRY_JITTER": 0,
-                                 "PROBE_INTERVAL_SECONDS": 1, "SWEEP_INTERVAL_SECONDS": 0.2})
-    with stack:
+    settings = {"RETRY_SCHEDULE": [0.2, 60, 60, 60], "RETRY_JITTER": 0,
+                "PROBE_INTERVAL_SECONDS": 1, "SWEEP_INTERVAL_SECONDS": 0.2}
+    with servers.own_database(postgres_server) as url, LocalStack(
+            database_url=url, redis_url=redis_url, web_workers=1, settings=settings) as stack:
         yield stack
 
 

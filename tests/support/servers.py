@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -60,6 +62,20 @@ def create_database(server_url: str) -> tuple[str, str]:
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return _with_database(plain, name), name
+
+
+@contextmanager
+def own_database(server_url: str) -> Iterator[str]:
+    """A database nobody else in the run uses, dropped afterwards (with its connections).
+
+    Every stack of long-lived processes gets one: its relay sweeps the deliveries table
+    continuously, and must never meet another suite's rows or its TRUNCATE.
+    """
+    url, name = create_database(server_url)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, name)
 
 
 def drop_database(server_url: str, name: str) -> None:

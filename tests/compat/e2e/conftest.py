@@ -10,30 +10,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from adapter import create_app
-from adapter.database_upgrade import upgrade_database
-from adapter.extensions import db
 from adapter.sandbox.process import ManagedProcess, free_port
 from tests.compat.conftest import SEED_PASSWORD, SEED_USERNAME
-from tests.integration.conftest import BIN, ROOT, Stack, _stack, stack  # noqa: F401
-from tests.support import servers
+from tests.integration.conftest import (  # noqa: F401 - the fixtures, for this package
+    BIN,
+    ROOT,
+    Stack,
+    _stack,
+    stack,
+    stack_database,
+)
 
 __all__ = ["OpenMount"]
-
-
-@pytest.fixture(scope="session")
-def postgres_url(postgres_server, tmp_path_factory) -> Iterator[str]:
-    """A database of our own: imported here, the stack is a second one in the session,
-    whose workers must not see the integration tests' rows (nor theirs ours)."""
-    url, name = servers.create_database(postgres_server)
-    countries = tmp_path_factory.mktemp("no-countries")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "COUNTRIES_DIR": str(countries),
-                      "LOG_LEVEL": "WARNING"})
-    upgrade_database(app)
-    with app.app_context():
-        db.engine.dispose()
-    yield url
-    servers.drop_database(postgres_server, name)
 
 
 @dataclass
@@ -44,7 +32,7 @@ class OpenMount:
     stack: Stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _open_mount(_stack: Stack) -> Iterator[OpenMount]:  # noqa: F811
     """The seed's account (made with the CLI, as an operator would) and gunicorn under
     ``SCRIPT_NAME=/open``, sharing the stack's database, Redis and workers."""
