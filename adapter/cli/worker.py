@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 
 import click
@@ -18,6 +20,29 @@ from ..delivery.jobs import use_app
 from ..delivery.relay import Relay
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryWorker(SimpleWorker):
+    """RQ's in-process worker that also tells our loop a stop was asked for.
+
+    RQ ends :meth:`work` the same way on SIGTERM while idle as on a lost Redis
+    connection; only the signal must end the process (a lost Redis is reconnected).
+    """
+
+    stop_asked: threading.Event
+
+    def request_stop(self, signum, frame):
+        self.stop_asked.set()
+        super().request_stop(signum, frame)
+
+
+def _stop_on_signals(stop_asked: threading.Event) -> None:
+    """Between RQ workers (reconnecting to Redis), SIGTERM/SIGINT end the process."""
+    def handler(signum, frame):
+        stop_asked.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 @click.command("worker")
@@ -41,27 +66,33 @@ def worker(burst: bool, no_scheduler: bool, no_relay: bool) -> None:
         raise click.ClickException("REDIS_URL is not set")
     name = f"adapter-{socket.gethostname()}-{os.getpid()}"
     pause = 0.5
+    stop_asked = threading.Event()
     try:
-        while True:
+        while not stop_asked.is_set():
+            _stop_on_signals(stop_asked)
             try:
                 connection = Redis.from_url(url, socket_connect_timeout=2,
                                             health_check_interval=10)
                 connection.ping()
                 queue = Queue(app.config["DELIVERY_QUEUE"], connection=connection)
-                rq_worker = SimpleWorker([queue], connection=connection, name=name)
+                rq_worker = DeliveryWorker([queue], connection=connection, name=name)
+                rq_worker.stop_asked = stop_asked
                 log.info("worker.started", extra={"worker": name})
                 rq_worker.work(burst=burst, with_scheduler=not no_scheduler and not burst,
                                logging_level=app.config["LOG_LEVEL"])
-                if burst or rq_worker._stop_requested:
-                    return
+                if burst or stop_asked.is_set():
+                    break
+                log.warning("worker.restarting", extra={"worker": name})
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.warning("worker.redis_unavailable", extra={"error_type": type(exc).__name__})
-            time.sleep(pause)  # back off before reconnecting to Redis
+            _stop_on_signals(stop_asked)
+            stop_asked.wait(pause)  # back off before reconnecting to Redis
             pause = min(pause * 2, 10)
             name = f"adapter-{socket.gethostname()}-{os.getpid()}-{int(time.time())}"
     finally:
         if relay:
             relay.stop()
+    log.info("worker.stopped", extra={"worker": name})
 
 
 def register(app: Flask) -> None:

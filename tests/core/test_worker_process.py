@@ -1,0 +1,62 @@
+"""``helpline-adapter worker`` as a real process: SIGTERM ends it (warm), whether it is
+idle on the queue or waiting for an unreachable Redis — a supervisor's stop must never
+need the SIGKILL that follows it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapter.sandbox.process import ManagedProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(sys.executable).parent / "helpline-adapter"
+
+
+@pytest.fixture
+def env(tmp_path, redis_url) -> dict:
+    countries = tmp_path / "countries"
+    countries.mkdir()
+    env = {**os.environ, "ADAPTER_COUNTRIES_DIR": str(countries),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
+           "REDIS_URL": redis_url, "ADAPTER_SECRET_KEY": "worker-test",
+           "ADAPTER_DELIVERY_QUEUE": f"worker-test-{tmp_path.name}"}
+    subprocess.run([str(SCRIPT), "db", "upgrade"], env=env, cwd=ROOT, check=True,
+                   capture_output=True, timeout=60)
+    return env
+
+
+def stop_with_sigterm(worker: ManagedProcess) -> int | None:
+    """SIGTERM, then SIGKILL after 8 s (ManagedProcess.stop); the exit code."""
+    return worker.stop(timeout=8.0)
+
+
+def test_sigterm_stops_an_idle_worker_cleanly(env):
+    worker = ManagedProcess([str(SCRIPT), "worker"], env=env, cwd=ROOT, name="worker",
+                            ready_log="Listening on")
+    worker.start(timeout=30)
+    try:
+        code = stop_with_sigterm(worker)
+        output = worker.output()
+    finally:
+        worker.close()
+    assert code == 0, output[-2000:]
+    assert "worker.stopped" in output
+    assert output.count("worker.started") == 1  # not restarted after the signal
+
+
+def test_sigterm_stops_a_worker_waiting_for_redis(env):
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    worker = ManagedProcess([str(SCRIPT), "worker"], env={**env, "REDIS_URL": unreachable},
+                            cwd=ROOT, name="worker", ready_log="worker.redis_unavailable")
+    worker.start(timeout=30)
+    try:
+        code = stop_with_sigterm(worker)
+        output = worker.output()
+    finally:
+        worker.close()
+    assert code == 0, output[-2000:]
