@@ -401,7 +401,16 @@ def _event_params(conversation: Conversation) -> dict:
 # ---- delivery outcomes -------------------------------------------------------------
 
 def helpline_reached(conversation: Conversation) -> None:
-    """The helpline accepted the conversation: it is hunting for a counsellor."""
+    """The helpline accepted the conversation: it is hunting for a counsellor.
+
+    The worker read the conversation before its HTTP call; the chatbot may have closed it
+    meanwhile. Decided on that stale read, ``waiting`` would overwrite ``closed`` and
+    reopen it (a second close would then tell the helpline twice), so it is re-read
+    under the row lock first.
+    """
+    if conversation.state != ConversationState.REQUESTED:
+        return
+    lock_for_change(conversation)
     if conversation.state == ConversationState.REQUESTED:
         _set_state(conversation, ConversationState.WAITING, "system", "delivered_to_helpline")
 
