@@ -15,6 +15,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 
 from ..delivery.jobs import use_app
 from ..delivery.relay import Relay
@@ -34,6 +35,18 @@ class DeliveryWorker(SimpleWorker):
     def request_stop(self, signum, frame):
         self.stop_asked.set()
         super().request_stop(signum, frame)
+
+    def work(self, *args, **kwargs) -> bool:
+        try:
+            return super().work(*args, **kwargs)
+        except StopRequested:  # the signal came while RQ was starting, outside its loop:
+            self.teardown()  # stop the scheduler process too, or the exit waits for it
+            return False
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()
+        if self.stop_asked.is_set():  # a signal came while RQ was starting: stop at once
+            self._stop_requested = True
 
 
 def _stop_on_signals(stop_asked: threading.Event) -> None:
