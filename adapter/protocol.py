@@ -25,7 +25,7 @@ from .models import (
     new_id,
     utcnow,
 )
-from .outbox import HELPLINE, add_chatbot_event, add_delivery
+from .outbox import HELPLINE, add_chatbot_event, add_delivery, insert_with_delivery, new_delivery
 from .pseudonyms import client_pseudonym
 from .sites import Site
 
@@ -101,6 +101,22 @@ def find_conversation(reference: str) -> Conversation | None:
         db.select(Conversation).where(Conversation.external_id == reference)
     ).scalar_one_or_none()
     return found or db.session.get(Conversation, reference)
+
+
+def find_conversation_with_message(reference: str, direction: str, sender_message_id: str | None,
+                                   ) -> tuple[Conversation | None, Message | None]:
+    """:func:`find_conversation`, and in the same query the message of that conversation
+    the sender already sent under ``sender_message_id`` (one round trip on the hot path)."""
+    if not sender_message_id:
+        return find_conversation(reference), None
+    query = db.select(Conversation, Message).outerjoin(Message, db.and_(
+        Message.conversation_id == Conversation.id, Message.direction == direction,
+        Message.sender_message_id == sender_message_id))
+    for column in (Conversation.external_id, Conversation.id):
+        row = db.session.execute(query.where(column == reference)).first()
+        if row is not None:
+            return row[0], row[1]
+    return None, None
 
 
 def open_conversation_for_contact(site: str, pseudonym: str) -> Conversation | None:
@@ -211,18 +227,24 @@ def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessa
     )
     if not message.sender_message_id:
         message.sender_message_id = message.id
-    db.session.add(message)
-    add_delivery(site=site.code, target=HELPLINE, action="message", conversation=conversation,
-                 message_id=message.id)
+    insert_with_delivery(message, new_delivery(
+        site=site.code, target=HELPLINE, action="message", conversation=conversation,
+        message_id=message.id))
     log.info("message.accepted", extra={"conversation_id": conversation.id,
                                         "message_id": message.id, "site": site.code})
     return message
 
 
-def accept_client_message(conversation: Conversation, msg: ClientMessage) -> tuple[Message, bool]:
-    """A client message, deduplicated on the sender's message id."""
+def accept_client_message(conversation: Conversation, msg: ClientMessage,
+                          looked_up: tuple[str | None, Message | None] | None = None,
+                          ) -> tuple[Message, bool]:
+    """A client message, deduplicated on the sender's message id. ``looked_up`` is a
+    lookup already made (:func:`find_conversation_with_message`): the id and its result."""
     if msg.message_id:
-        existing = find_message(conversation, Direction.TO_HELPLINE, msg.message_id)
+        if looked_up is not None and looked_up[0] == msg.message_id:
+            existing = looked_up[1]
+        else:
+            existing = find_message(conversation, Direction.TO_HELPLINE, msg.message_id)
         if existing is not None and existing.sender_message_id == msg.message_id:
             return existing, False
     if not conversation.is_open:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, g, jsonify
 from flask.views import MethodView
 
-from adapter.api.blueprint import Blueprint
+from adapter.api.blueprint import Blueprint, schema_instance
 
 from ... import cases, protocol
 from ...auth import require_client, require_site_access
@@ -13,7 +13,7 @@ from ...chatbot import inbound
 from ...errors import ApiError
 from ...extensions import db
 from ...idempotency import idempotency_key, respond
-from ...models import Conversation
+from ...models import Conversation, Direction
 from ...sites import Site
 from ..docs import READ, WRITE, errors
 from .schemas import (
@@ -60,7 +60,7 @@ def _dump(schema: type, obj) -> dict:
     """The answer, with what the database fills in (timestamps) as it will be committed:
     the first answer is also the one a repeat replays."""
     db.session.flush()
-    return schema().dump(obj)
+    return schema_instance(schema).dump(obj)
 
 
 def _site_result_keys(conversation: Conversation):
@@ -69,7 +69,10 @@ def _site_result_keys(conversation: Conversation):
 
 
 def _conversation(conversation_id: str) -> Conversation:
-    conversation = protocol.find_conversation(conversation_id)
+    return _accessible(protocol.find_conversation(conversation_id))
+
+
+def _accessible(conversation: Conversation | None) -> Conversation:
     if conversation is None:
         raise ApiError(404, "conversation_not_found", "no such conversation")
     require_site_access(conversation.site)
@@ -130,13 +133,20 @@ class ClientMessages(MethodView):
     def post(self, body, conversation_id):
         """Send a client message to the counsellor."""
         def operation():
-            conversation = _conversation(conversation_id)
-            msg = inbound.client_message(body, _site_result_keys(conversation),
-                                         idempotency_key())
+            key = idempotency_key()
+            # Read with the deployment's keys to look the conversation and an earlier
+            # message up in one query; read again with the site's own keys (a site with
+            # other keys costs a second lookup, made by accept_client_message).
+            guess = inbound.client_message(body, _result_keys(), key)
+            found, earlier = protocol.find_conversation_with_message(
+                conversation_id, Direction.TO_HELPLINE, guess.message_id)
+            conversation = _accessible(found)
+            msg = inbound.client_message(body, _site_result_keys(conversation), key)
             if not msg.text and not msg.attachments:
                 raise ApiError(400, "invalid_request", "a message needs text or attachments",
                                {"text": ["Missing data for required field."]})
-            message, created = protocol.accept_client_message(conversation, msg)
+            message, created = protocol.accept_client_message(
+                conversation, msg, looked_up=(guess.message_id, earlier))
             out = _dump(MessageAcceptedSchema, message)
             out["conversation_id"] = conversation.external_id
             return (202 if created else 200), out
