@@ -32,7 +32,6 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     from .config import load_config
     from .database import init_database
     from .errors import register_error_handlers
-    from .extensions import db, migrate
     from .logs import configure_logging
     from .requests_log import init_request_logging
     from .sites import load_sites
@@ -53,15 +52,9 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     app.extensions["helpline_adapter"] = AdapterState(pm=pm, kinds=kinds, sites=sites)
 
     init_database(app)
-    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
     register_error_handlers(app)
     init_request_logging(app)
     api_package.init_app(app)
     register_cli(app)
     return app
 
-
-def _migrations_dir() -> str:
-    from pathlib import Path
-
-    return str(Path(__file__).resolve().parent / "migrations")

@@ -1,6 +1,5 @@
 """Flask extensions, created unbound and initialised by the app factory."""
 
-from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -26,5 +25,4 @@ class AdapterApi(Api):
 
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
-migrate = Migrate()
 api = AdapterApi()

@@ -11,8 +11,9 @@ from flask.cli import FlaskGroup
 
 def _create_app() -> Flask:
     from .. import create_app
+    from ..database_upgrade import init_migrations
 
-    return create_app()
+    return init_migrations(create_app())
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,

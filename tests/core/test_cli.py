@@ -15,6 +15,7 @@ from flask.cli import ScriptInfo
 
 from adapter import create_app
 from adapter.cli import _register_standalone, cli
+from adapter.database_upgrade import init_migrations
 
 SCRIPT = Path(sys.executable).parent / "helpline-adapter"
 EXPECTED = {("clients", "create"), ("clients", "list"), ("clients", "revoke"),
@@ -42,7 +43,7 @@ def command_paths(env: dict) -> list[tuple[str, ...]]:
     _register_standalone()
     settings = {"COUNTRIES_DIR": env["ADAPTER_COUNTRIES_DIR"],
                 "SQLALCHEMY_DATABASE_URI": env["ADAPTER_DATABASE_URL"], "SECRET_KEY": "t"}
-    info = ScriptInfo(create_app=lambda: create_app(settings))
+    info = ScriptInfo(create_app=lambda: init_migrations(create_app(settings)))  # as the CLI
     paths: list[tuple[str, ...]] = []
 
     def walk(group: click.Group, ctx: click.Context, prefix: tuple[str, ...]) -> None:

@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from adapter import _migrations_dir, create_app
-from adapter.database_upgrade import upgrade_database
+from adapter import create_app
+from adapter.database_upgrade import MIGRATIONS, upgrade_database
 from adapter.extensions import db
 from tests.support import loopback_plugin
 
@@ -105,4 +105,4 @@ def test_the_migrations_make_exactly_the_models_schema(migrated_app):
         current = context.get_current_revision()
 
     assert differences == []
-    assert current == ScriptDirectory(_migrations_dir()).get_current_head()
+    assert current == ScriptDirectory(str(MIGRATIONS)).get_current_head()

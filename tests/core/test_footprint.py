@@ -1,0 +1,23 @@
+"""What a web worker loads: the migration tooling (Alembic, Mako, Pygments: about 9 MB
+per process) stays out of it; the CLI still has ``db upgrade``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wsgi_app_does_not_load_the_migration_tooling(tmp_path):
+    countries = tmp_path / "countries"
+    countries.mkdir()
+    env = {**os.environ, "ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+           "ADAPTER_COUNTRIES_DIR": str(countries), "ADAPTER_SECRET_KEY": "footprint"}
+    probe = ("import sys, wsgi; "
+             "print(sorted(m for m in ('alembic', 'flask_migrate', 'mako') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
