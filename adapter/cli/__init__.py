@@ -8,12 +8,22 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
+_invoked: list[str] = []  # the command line main() runs, to tell which command it is
+
 
 def _create_app() -> Flask:
     from .. import create_app
     from ..database_upgrade import init_migrations
 
-    return init_migrations(create_app())
+    app = create_app()
+    return init_migrations(app) if _wants_migrations() else app
+
+
+def _wants_migrations() -> bool:
+    """Only ``db ...`` and the command listing need Flask-Migrate (about 9 MB of Alembic,
+    Mako and Pygments); a delivery worker runs for weeks without it."""
+    words = [word for word in (_invoked or sys.argv[1:]) if not word.startswith("-")]
+    return not words or words[0] in ("db", "help")
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
@@ -47,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..sites import SiteConfigError
 
     _register_standalone()
+    _invoked[:] = argv if argv is not None else sys.argv[1:]
     try:
         cli.main(args=argv, prog_name="helpline-adapter", standalone_mode=False)
     except click.exceptions.Exit as exc:

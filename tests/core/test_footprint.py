@@ -21,3 +21,16 @@ def test_the_wsgi_app_does_not_load_the_migration_tooling(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_commands_other_than_db_do_not_load_it_either(tmp_path):
+    """The delivery worker is a CLI command: it must stay as light as the web worker."""
+    countries = tmp_path / "countries"
+    countries.mkdir()
+    env = {**os.environ, "ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+           "ADAPTER_COUNTRIES_DIR": str(countries), "ADAPTER_SECRET_KEY": "footprint"}
+    probe = ("import sys; from adapter.cli import main; code = main(['sites', 'list']); "
+             "print(code, 'alembic' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "0 False"
