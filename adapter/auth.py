@@ -52,12 +52,14 @@ def credential_from_header() -> str | None:
     return None
 
 
+# Built once: every request runs it, and a statement rebuilt per call costs its cache key.
+_CLIENT_BY_KEY = db.select(ApiClient).where(ApiClient.key_hash == db.bindparam("digest"))
+
+
 def client_for_credential(credential: str) -> ApiClient | None:
     """The active client a key or an unexpired token belongs to."""
     digest = hash_secret(credential)
-    client = db.session.execute(
-        db.select(ApiClient).where(ApiClient.key_hash == digest)
-    ).scalar_one_or_none()
+    client = db.session.execute(_CLIENT_BY_KEY, {"digest": digest}).scalar_one_or_none()
     if client is not None and hmac.compare_digest(client.key_hash or "", digest):
         return None if client.revoked_at else client
     token = db.session.execute(

@@ -109,14 +109,26 @@ def find_conversation_with_message(reference: str, direction: str, sender_messag
     the sender already sent under ``sender_message_id`` (one round trip on the hot path)."""
     if not sender_message_id:
         return find_conversation(reference), None
-    query = db.select(Conversation, Message).outerjoin(Message, db.and_(
-        Message.conversation_id == Conversation.id, Message.direction == direction,
-        Message.sender_message_id == sender_message_id))
-    for column in (Conversation.external_id, Conversation.id):
-        row = db.session.execute(query.where(column == reference)).first()
+    params = {"reference": reference, "direction": direction,
+              "sender_message_id": sender_message_id}
+    for query in _WITH_MESSAGE:
+        row = db.session.execute(query, params).first()
         if row is not None:
             return row[0], row[1]
     return None, None
+
+
+def _with_message_queries():
+    """Built once, so each request skips building the statement and its cache key."""
+    joined = db.select(Conversation, Message).outerjoin(Message, db.and_(
+        Message.conversation_id == Conversation.id,
+        Message.direction == db.bindparam("direction"),
+        Message.sender_message_id == db.bindparam("sender_message_id")))
+    return tuple(joined.where(column == db.bindparam("reference"))
+                 for column in (Conversation.external_id, Conversation.id))
+
+
+_WITH_MESSAGE = _with_message_queries()
 
 
 def open_conversation_for_contact(site: str, pseudonym: str) -> Conversation | None:
