@@ -7,7 +7,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
+from functools import cache, wraps
 
 from flask import current_app, g, request
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -36,12 +36,16 @@ def hash_password(password: str) -> str:
 def password_matches(stored: str | None, password: str) -> bool:
     if not stored:
         # Spend the same time as a real check, so a missing account is not told apart.
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return False
     return check_password_hash(stored, password)
 
 
-_DUMMY_HASH = generate_password_hash("not-a-password")
+@cache
+def _dummy_hash() -> str:
+    """Made on first need, not at import: scrypt takes 32 MB for a moment, and every
+    process (web worker, delivery worker, each CLI command) imports this module."""
+    return generate_password_hash("not-a-password")
 
 
 def credential_from_header() -> str | None:
