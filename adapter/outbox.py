@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import insert
 
 from .extensions import db
@@ -17,19 +19,9 @@ def lane_for(target: str, conversation_id: str | None = None, case_id: str | Non
     return f"{conversation_id or 'case:' + str(case_id)}:{target}"
 
 
-def add_delivery(
-    *,
-    site: str,
-    target: str,
-    action: str,
-    conversation: Conversation | None = None,
-    message_id: str | None = None,
-    case_id: str | None = None,
-    params: dict | None = None,
-) -> Delivery:
-    delivery = new_delivery(site=site, target=target, action=action,
-                            conversation=conversation, message_id=message_id,
-                            case_id=case_id, params=params)
+def add_delivery(**fields: Any) -> Delivery:
+    """A delivery (the fields of :func:`new_delivery`) added to the caller's transaction."""
+    delivery = new_delivery(**fields)
     db.session.add(delivery)
     # Noted for commit(), which wakes the workers once the row is durable.
     db.session.info["deliveries_added"] = True

@@ -30,20 +30,21 @@ def env(tmp_path, redis_url) -> dict:
     return env
 
 
-def stop_with_sigterm(worker: ManagedProcess) -> int | None:
-    """SIGTERM, then SIGKILL after 8 s (ManagedProcess.stop); the exit code."""
-    return worker.stop(timeout=8.0)
+def started_then_stopped(env: dict, ready_log: str) -> tuple[int | None, str]:
+    """Start ``helpline-adapter worker``, wait for ``ready_log``, SIGTERM it (SIGKILL after
+    8 s: ManagedProcess.stop); its exit code and output."""
+    worker = ManagedProcess([str(SCRIPT), "worker"], env=env, cwd=ROOT, name="worker",
+                            ready_log=ready_log)
+    worker.start(timeout=30)
+    try:
+        code = worker.stop(timeout=8.0)
+        return code, worker.output()
+    finally:
+        worker.close()
 
 
 def test_sigterm_stops_an_idle_worker_cleanly(env):
-    worker = ManagedProcess([str(SCRIPT), "worker"], env=env, cwd=ROOT, name="worker",
-                            ready_log="Listening on")
-    worker.start(timeout=30)
-    try:
-        code = stop_with_sigterm(worker)
-        output = worker.output()
-    finally:
-        worker.close()
+    code, output = started_then_stopped(env, "Listening on")
     assert code == 0, output[-2000:]
     assert "worker.stopped" in output
     assert output.count("worker.started") == 1  # not restarted after the signal
@@ -51,12 +52,6 @@ def test_sigterm_stops_an_idle_worker_cleanly(env):
 
 def test_sigterm_stops_a_worker_waiting_for_redis(env):
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
-    worker = ManagedProcess([str(SCRIPT), "worker"], env={**env, "REDIS_URL": unreachable},
-                            cwd=ROOT, name="worker", ready_log="worker.redis_unavailable")
-    worker.start(timeout=30)
-    try:
-        code = stop_with_sigterm(worker)
-        output = worker.output()
-    finally:
-        worker.close()
+    code, output = started_then_stopped({**env, "REDIS_URL": unreachable},
+                                        "worker.redis_unavailable")
     assert code == 0, output[-2000:]
