@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 from redis import Redis
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 
 from adapter.config import normalise_database_url
 from adapter.models import Delivery
@@ -62,8 +62,8 @@ PROCESS_SETTINGS = {
     "ADAPTER_LOG_LEVEL": "INFO",
 }
 #: Everything but the API clients, which live for the session.
-TABLES = "conversations, messages, deliveries, idempotency_records, cases, audit_events, " \
-         "api_tokens"
+TABLES = "deliveries, conversations, messages, idempotency_records, cases, audit_events, " \
+         "api_tokens"  # deliveries first: the relay locks a delivery, then its conversation
 
 
 def pytest_collection_modifyitems(items):
@@ -171,8 +171,7 @@ class Stack:
             self.workers[0].start(timeout=20)
         self.helpline.client.reset()
         self.rapidpro.client.reset()
-        with self.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        servers.empty_tables(self.engine, TABLES)
         redis = Redis.from_url(self.redis_url)
         for key in redis.scan_iter("helpline-adapter:pace:*"):
             redis.delete(key)

@@ -90,3 +90,24 @@ def _with_database(url: str, name: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+def empty_tables(engine, tables: str, attempts: int = 5) -> None:
+    """TRUNCATE ``tables`` of a database a running stack is using.
+
+    The stack's relay keeps sweeping (it locks a delivery row, then its conversation);
+    TRUNCATE takes its tables' locks one after the other, so the two can deadlock.
+    PostgreSQL then aborts one of them: the relay retries on its next pass, and so do we.
+    """
+    from psycopg.errors import DeadlockDetected
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError as exc:
+            if not isinstance(exc.orig, DeadlockDetected) or attempt == attempts:
+                raise
