@@ -48,17 +48,15 @@ def insert_with_delivery(row: db.Model, delivery: Delivery) -> None:
 
 
 def _column_values(row: db.Model) -> dict:
-    """The values set on a new object, column defaults (``default=``) filled in."""
+    """The values set on a new object, with its columns' Python defaults (``default=``)
+    where it has none: stated here, as the ORM's flush would, not left to the CTE."""
     values = {}
     for column in row.__table__.columns:
-        value = getattr(row, column.key, None)
-        if value is None and column.default is not None and column.default.is_scalar:
-            value = column.default.arg
-        elif value is None and column.default is not None and column.default.is_callable:
-            value = column.default.arg({})
+        value, default = getattr(row, column.key, None), column.default
+        if value is None and default is not None:
+            value = default.arg({}) if default.is_callable else default.arg
         if value is not None:
             values[column.key] = value
-            setattr(row, column.key, value)
     return values
 
 

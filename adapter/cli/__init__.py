@@ -22,7 +22,7 @@ def _create_app() -> Flask:
 def _wants_migrations() -> bool:
     """Only ``db ...`` and the command listing need Flask-Migrate (about 9 MB of Alembic,
     Mako and Pygments); a delivery worker runs for weeks without it."""
-    words = [word for word in (_invoked or sys.argv[1:]) if not word.startswith("-")]
+    words = [word for word in _invoked if not word.startswith("-")]
     return not words or words[0] in ("db", "help")
 
 

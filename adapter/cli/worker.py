@@ -30,7 +30,9 @@ class DeliveryWorker(SimpleWorker):
     connection; only the signal must end the process (a lost Redis is reconnected).
     """
 
-    stop_asked: threading.Event
+    def __init__(self, *args, stop_asked: threading.Event | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # RQ's own lookups (find_by_key) pass no event
+        self.stop_asked = stop_asked or threading.Event()
 
     def request_stop(self, signum, frame):
         self.stop_asked.set()
@@ -50,7 +52,8 @@ class DeliveryWorker(SimpleWorker):
 
 
 def _stop_on_signals(stop_asked: threading.Event) -> None:
-    """Between RQ workers (reconnecting to Redis), SIGTERM/SIGINT end the process."""
+    """Outside RQ's own loop (starting, reconnecting to Redis), SIGTERM/SIGINT only note
+    the stop: RQ's handlers, left behind by a finished worker, would raise out of a wait."""
     def handler(signum, frame):
         stop_asked.set()
 
@@ -80,16 +83,16 @@ def worker(burst: bool, no_scheduler: bool, no_relay: bool) -> None:
     name = f"adapter-{socket.gethostname()}-{os.getpid()}"
     pause = 0.5
     stop_asked = threading.Event()
+    _stop_on_signals(stop_asked)
     try:
         while not stop_asked.is_set():
-            _stop_on_signals(stop_asked)
             try:
                 connection = Redis.from_url(url, socket_connect_timeout=2,
                                             health_check_interval=10)
                 connection.ping()
                 queue = Queue(app.config["DELIVERY_QUEUE"], connection=connection)
-                rq_worker = DeliveryWorker([queue], connection=connection, name=name)
-                rq_worker.stop_asked = stop_asked
+                rq_worker = DeliveryWorker([queue], connection=connection, name=name,
+                                           stop_asked=stop_asked)
                 log.info("worker.started", extra={"worker": name})
                 rq_worker.work(burst=burst, with_scheduler=not no_scheduler and not burst,
                                logging_level=app.config["LOG_LEVEL"])
