@@ -21,6 +21,7 @@ class AdapterState:
     sites: Any
     redis: Any = None
     pacers: dict = field(default_factory=dict)  # Redis key prefix → Pacer
+    callers: Any = None  # adapter.callers.CallerCache, made on first request
 
 
 def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:

@@ -12,6 +12,7 @@ from functools import cache, wraps
 from flask import current_app, g, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .callers import Caller, cache_for
 from .errors import ApiError
 from .extensions import db
 from .models import ApiClient, ApiToken, utcnow
@@ -60,20 +61,38 @@ def credential_from_header() -> str | None:
 _CLIENT_BY_KEY = db.select(ApiClient).where(ApiClient.key_hash == db.bindparam("digest"))
 
 
-def client_for_credential(credential: str) -> ApiClient | None:
-    """The active client a key or an unexpired token belongs to."""
+def client_for_credential(credential: str) -> Caller | None:
+    """The active client a key or an unexpired token belongs to: remembered by this
+    process (:mod:`adapter.callers`) or read from the database."""
     digest = hash_secret(credential)
+    now = utcnow()
+    cache = cache_for(current_app)
+    remembering = cache.current()
+    entry = cache.get(digest, now) if remembering else None
+    if entry is not None and hmac.compare_digest(entry.digest, digest):
+        return entry.caller
+    client, expires_at = _client_in_database(digest, now)
+    if client is None:
+        return None  # unknown or revoked: never remembered
+    caller = Caller.of(client)
+    if remembering:
+        cache.remember(digest, caller, expires_at)
+    return caller
+
+
+def _client_in_database(digest: str, now) -> tuple[ApiClient | None, object]:
+    """The live client of a key's or token's digest, and the token's expiry (None for a key)."""
     client = db.session.execute(_CLIENT_BY_KEY, {"digest": digest}).scalar_one_or_none()
     if client is not None and hmac.compare_digest(client.key_hash or "", digest):
-        return None if client.revoked_at else client
+        return (None if client.revoked_at else client), None
     token = db.session.execute(
         db.select(ApiToken).where(ApiToken.token_hash == digest)
     ).scalar_one_or_none()
     if token is None or not hmac.compare_digest(token.token_hash, digest):
-        return None
-    if token.revoked_at or token.expires_at <= utcnow() or token.client is None:
-        return None
-    return None if token.client.revoked_at else token.client
+        return None, None
+    if token.revoked_at or token.expires_at <= now or token.client is None:
+        return None, None
+    return (None if token.client.revoked_at else token.client), token.expires_at
 
 
 def issue_token(*, client: ApiClient | None = None, site: str | None = None, ttl: int) -> str:
@@ -133,7 +152,7 @@ def require_client(role: str | None = "chatbot") -> Callable:
     return decorator
 
 
-def _rate_limit(client: ApiClient) -> None:
+def _rate_limit(client: Caller) -> None:
     """429 + Retry-After past the client's rate. Redis down: let it through — the
     database, not Redis, decides whether a request can be accepted."""
     import math
@@ -160,7 +179,7 @@ def _rate_limit(client: ApiClient) -> None:
 
 
 def require_site_access(site: str) -> None:
-    client: ApiClient = g.client
+    client: Caller = g.client
     if not client.may_use_site(site):
         raise ApiError(403, "forbidden", f"this client may not use site {site!r}")
 

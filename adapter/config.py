@@ -49,6 +49,9 @@ class DefaultConfig:
     RATE_LIMIT_PER_MINUTE = 1200  # per API client; 0 turns it off
     RATE_LIMIT_BURST = 200
     API_TOKEN_TTL_SECONDS = 24 * 3600  # OpenCHS-compatible tokens
+    # How long a process may remember who a credential belongs to; a revocation is
+    # seen at once through Redis (adapter.callers), this bounds everything else. 0: off.
+    CREDENTIAL_CACHE_SECONDS = 30
     CHAT_DEDUPE_WINDOW_SECONDS = 600
     LOG_LEVEL = "INFO"
     LOG_FORMAT = "json"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from ..auth import hash_password, hash_secret, new_key
+from ..callers import forget_all
 from ..extensions import db
 from ..models import ApiClient, ApiToken, utcnow
 
@@ -71,7 +72,12 @@ def revoke(name: str) -> None:
         .values(revoked_at=now)
     )
     db.session.commit()
-    click.echo(f"revoked {name!r}")
+    if forget_all(current_app):
+        click.echo(f"revoked {name!r}")
+    else:
+        seconds = current_app.config["CREDENTIAL_CACHE_SECONDS"]
+        click.echo(f"revoked {name!r}; Redis is unreachable, so running processes may "
+                   f"accept its key for up to {seconds} s more")
 
 
 def register(app: Flask) -> None:

@@ -20,6 +20,7 @@ from flask import current_app
 
 from ... import protocol
 from ...auth import issue_token, password_matches, require_site_access, token_ttl
+from ...callers import Caller
 from ...errors import ApiError
 from ...extensions import db
 from ...models import ApiClient, Conversation, Direction, Message, utcnow
@@ -91,7 +92,7 @@ def _earlier(conversation: Conversation, direction: str, message_id: str | None,
 
 # ---- sending -------------------------------------------------------------------------
 
-def post_chat(client: ApiClient, body: Mapping[str, Any],
+def post_chat(client: Caller, body: Mapping[str, Any],
               idempotency_key: str | None) -> tuple[Message, Conversation]:
     """A chat from either side; a repeat answers the first message."""
     if body["chat_source"] in CLIENT_SOURCES:
@@ -101,12 +102,12 @@ def post_chat(client: ApiClient, body: Mapping[str, Any],
     return _counsellor_chat(client, body, idempotency_key)
 
 
-def _require_role(client: ApiClient, role: str, why: str) -> None:
+def _require_role(client: Caller, role: str, why: str) -> None:
     if client.role != role:
         raise ApiError(403, "forbidden", why, {"chat_source": [why]})
 
 
-def _client_chat(client: ApiClient, body: Mapping[str, Any],
+def _client_chat(client: Caller, body: Mapping[str, Any],
                  idempotency_key: str | None) -> tuple[Message, Conversation]:
     message_id, earlier_id = _dedupe_ids(body, idempotency_key)
     conversation = protocol.find_conversation(body["chat_session"])
@@ -132,7 +133,7 @@ def _client_chat(client: ApiClient, body: Mapping[str, Any],
     return message, conversation
 
 
-def _site_for_new_chat(client: ApiClient, body: Mapping[str, Any]):
+def _site_for_new_chat(client: Caller, body: Mapping[str, Any]):
     """Explicit ``site``/``location`` when sent, else the account's one site."""
     registry = protocol.sites()
     if body.get("site") or body.get("location"):
@@ -152,7 +153,7 @@ def _site_for_new_chat(client: ApiClient, body: Mapping[str, Any]):
     return site
 
 
-def _counsellor_chat(client: ApiClient, body: Mapping[str, Any],
+def _counsellor_chat(client: Caller, body: Mapping[str, Any],
                      idempotency_key: str | None) -> tuple[Message, Conversation]:
     conversation = _existing(body["chat_session"])
     message_id, earlier_id = _dedupe_ids(body, idempotency_key)
@@ -177,7 +178,7 @@ def _existing(session: str) -> Conversation:
 
 # ---- closing -------------------------------------------------------------------------
 
-def close_chat(client: ApiClient, session: str, source: str | None) -> Conversation:
+def close_chat(client: Caller, session: str, source: str | None) -> Conversation:
     """End a chat from the side named (default: the caller's). Closing twice is a no-op."""
     conversation = _existing(session)
     source = source or ("WENI" if client.role == "chatbot" else "HELPLINE")
@@ -192,7 +193,7 @@ def close_chat(client: ApiClient, session: str, source: str | None) -> Conversat
 
 # ---- listing -------------------------------------------------------------------------
 
-def _visible_to(client: ApiClient):
+def _visible_to(client: Caller):
     """A chatbot account sees the chats it opened; a helpline account, its sites' chats."""
     if client.role == "chatbot":
         return Conversation.opened_by == client.name
@@ -201,7 +202,7 @@ def _visible_to(client: ApiClient):
     return Conversation.site.in_(client.sites)
 
 
-def list_chats(client: ApiClient, page: int, page_size: int,
+def list_chats(client: Caller, page: int, page_size: int,
                ) -> tuple[int, list[tuple[Message, Conversation]]]:
     """The total, and one page of the caller's chats (messages), newest first."""
     visible = _visible_to(client)

@@ -15,6 +15,7 @@ from ...extensions import db
 from ...idempotency import idempotency_key, respond
 from ...models import Conversation, Direction
 from ...sites import Site
+from ...transactions import single_statement_writes
 from ..docs import READ, WRITE, errors
 from .schemas import (
     AckOutSchema,
@@ -151,7 +152,10 @@ class ClientMessages(MethodView):
             out["conversation_id"] = conversation.external_id
             return (202 if created else 200), out
 
-        return respond(operation)
+        if idempotency_key():
+            return respond(operation)
+        with single_statement_writes():
+            return respond(operation)
 
 
 @blp.route("/<path:conversation_id>/close")
