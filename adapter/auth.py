@@ -67,16 +67,16 @@ def client_for_credential(credential: str) -> Caller | None:
     digest = hash_secret(credential)
     now = utcnow()
     cache = cache_for(current_app)
-    remembering = cache.current()
-    entry = cache.get(digest, now) if remembering else None
+    version = cache.version()
+    entry = cache.get(digest, now) if version is not None else None
     if entry is not None and hmac.compare_digest(entry.digest, digest):
         return entry.caller
     client, expires_at = _client_in_database(digest, now)
     if client is None:
         return None  # unknown or revoked: never remembered
     caller = Caller.of(client)
-    if remembering:
-        cache.remember(digest, caller, expires_at)
+    if version is not None:
+        cache.remember(digest, caller, expires_at, version)
     return caller
 
 

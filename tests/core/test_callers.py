@@ -1,12 +1,14 @@
-"""Credentials remembered per process: no database read for a known key, and still
-refused at once when revoked (the revocation signal in Redis), or within the cache's
-bound when changed behind the adapter's back."""
+"""Credentials remembered per process: no database read for a known key; forgotten
+when revoked (at once in the revoking process, through Redis pub/sub in the others),
+when the subscription is lost, and within the cache's bound when changed behind the
+adapter's back."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from redis import Redis
 from sqlalchemy import event
 
 from adapter.auth import issue_token
@@ -20,6 +22,7 @@ from .conftest import start
 from .test_errors import error_of
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+CALLER = Caller(1, "weni", "chatbot", ("lb",), False)
 
 
 @contextmanager
@@ -37,6 +40,23 @@ def statements(app) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", note)
+
+
+def listening(app) -> None:
+    """Wait for the app's revocation listener (started by its first lookup) to subscribe."""
+    with app.app_context():
+        cache = cache_for(app)
+        cache.version()
+    wait_until(lambda: cache.live, timeout=10, what="the revocation listener to subscribe")
+
+
+def remembered(app, client, headers, conversation_id: str) -> None:
+    """Make sure ``headers``' credential is remembered: listening, then one lookup."""
+    listening(app)
+    assert message(client, headers, conversation_id, 0).status_code in (200, 202)
+    with statements(app) as seen:
+        assert message(client, headers, conversation_id, 0).status_code == 200  # a repeat
+    assert not reads_clients(seen), seen
 
 
 def reads_clients(seen: list[str]) -> bool:
@@ -58,10 +78,14 @@ def _revoke_in_the_database(app, name: str) -> None:
 
 def test_a_known_key_is_not_read_from_the_database_again(app, client, auth):
     cid = start(client, auth, {"site": "lb", "conversation_id": "remembered"})["conversation_id"]
-
-    with statements(app) as seen:
+    listening(app)
+    with statements(app) as first:
         assert message(client, auth, cid, 1).status_code == 202
 
+    with statements(app) as seen:
+        assert message(client, auth, cid, 2).status_code == 202
+
+    assert reads_clients(first)
     assert not reads_clients(seen), seen
     assert any("INSERT INTO messages" in statement for statement in seen)
 
@@ -69,9 +93,7 @@ def test_a_known_key_is_not_read_from_the_database_again(app, client, auth):
 def test_a_remembered_key_revoked_through_the_cli_is_refused_on_the_next_request(
         app, client, auth, runner):
     cid = start(client, auth, {"site": "lb", "conversation_id": "revoked"})["conversation_id"]
-    with statements(app) as seen:
-        assert message(client, auth, cid, 1).status_code == 202
-    assert not reads_clients(seen)  # remembered, so only the signal can make it forget
+    remembered(app, client, auth, cid)
 
     result = runner.invoke(args=["clients", "revoke", "weni"])
 
@@ -83,6 +105,7 @@ def test_a_remembered_key_revoked_through_the_cli_is_refused_on_the_next_request
 def test_other_keys_still_work_after_a_revocation(app, client, auth, runner):
     other = {"Authorization": f"Token {make_client(app, 'other-bot')}"}
     cid = start(client, other, {"site": "lb", "conversation_id": "others"})["conversation_id"]
+    remembered(app, client, other, cid)
 
     assert runner.invoke(args=["clients", "revoke", "weni"]).exit_code == 0
 
@@ -122,6 +145,7 @@ def test_a_change_behind_the_adapters_back_is_seen_within_the_cache_bound(app_fa
     client = app.test_client()
     auth = {"Authorization": f"Token {make_client(app)}"}
     cid = start(client, auth, {"site": "lb", "conversation_id": "bound"})["conversation_id"]
+    remembered(app, client, auth, cid)
 
     _revoke_in_the_database(app, "weni")
 
@@ -148,6 +172,7 @@ def test_a_remembered_token_stops_working_when_it_expires(app, client, auth):
         token = issue_token(client=weni, ttl=2)
         db.session.commit()
     headers = {"Authorization": f"Token {token}"}
+    listening(app)
 
     with statements(app) as seen:
         assert message(client, headers, cid, 1).status_code == 202
@@ -158,27 +183,70 @@ def test_a_remembered_token_stops_working_when_it_expires(app, client, auth):
                what="the token to expire")
 
 
-def test_a_lookup_that_raced_a_revocation_is_forgotten(app):
-    """Read before the revocation, remembered after its signal: the next lookup drops it."""
+def test_a_lookup_that_raced_a_revocation_is_not_remembered(app):
+    """Read before the revocation, offered to the cache after it: refused."""
+    listening(app)
     with app.app_context():
         cache = cache_for(app)
-        assert cache.current()
-        caller = Caller(1, "weni", "chatbot", None, False)
-        # the database read happens here, then the revocation commits and signals:
+        version = cache.version()
+        # the database read happens here; then the revocation commits and is signalled:
         assert forget_all(app)
-        cache.remember("digest", caller, None)
+        cache.remember("digest", CALLER, None, version)
 
-        assert cache.current()
         assert cache.get("digest", utcnow()) is None
+        cache.remember("digest", CALLER, None, cache.version())
+        assert cache.get("digest", utcnow()).caller == CALLER
+
+
+def test_a_revocation_in_another_process_reaches_this_one_through_redis(app_factory):
+    serving = app_factory()
+    revoking = app_factory(DELIVERY_QUEUE=serving.config["DELIVERY_QUEUE"])  # same deployment
+    client = serving.test_client()
+    auth = {"Authorization": f"Token {make_client(serving)}"}
+    cid = start(client, auth, {"site": "lb", "conversation_id": "elsewhere"})["conversation_id"]
+    remembered(serving, client, auth, cid)
+
+    result = revoking.test_cli_runner().invoke(args=["clients", "revoke", "weni"])
+
+    assert result.exit_code == 0, result.output
+    wait_until(lambda: len(cache_for(serving)) == 0, timeout=5,
+               what="the other process's cache to forget")
+    error_of(message(client, auth, cid, 1), 401)
+
+
+def test_a_lost_subscription_forgets_and_remembers_nothing_until_it_is_back(
+        app, client, auth, redis_url):
+    cid = start(client, auth, {"site": "lb", "conversation_id": "lost"})["conversation_id"]
+    remembered(app, client, auth, cid)
+    cache = cache_for(app)
+    version = cache._version
+
+    _kill_listener(redis_url, cache.listener_name)
+
+    wait_until(lambda: cache._version > version, timeout=10,
+               what="the listener to notice its connection is gone")
+    listening(app)  # it subscribes again: messages missed meanwhile cannot matter
+    with statements(app) as seen:
+        assert message(client, auth, cid, 1).status_code == 202
+    assert reads_clients(seen)
+
+
+def _kill_listener(redis_url: str, name: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        killed = [redis.client_kill_filter(_id=c["id"]) for c in redis.client_list()
+                  if c.get("name") == name]
+    finally:
+        redis.close()
+    assert killed, f"no Redis client named {name}"
 
 
 def test_the_cache_stays_bounded(app):
+    listening(app)
     with app.app_context():
         cache = cache_for(app)
-        assert cache.current()
-        caller = Caller(1, "weni", "chatbot", ("lb",), False)
         for n in range(MAX_ENTRIES + 10):
-            cache.remember(f"digest-{n}", caller, None)
+            cache.remember(f"digest-{n}", CALLER, None, cache.version())
 
-        assert len(cache._entries) <= MAX_ENTRIES
-        assert cache.get(f"digest-{MAX_ENTRIES + 9}", utcnow()).caller == caller
+        assert len(cache) <= MAX_ENTRIES
+        assert cache.get(f"digest-{MAX_ENTRIES + 9}", utcnow()).caller == CALLER
