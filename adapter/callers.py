@@ -189,6 +189,9 @@ def forget_all(app: Flask) -> bool:
     when the message reaches it. False if Redis could not be told: the others then
     forget within ``CREDENTIAL_CACHE_SECONDS``."""
     cache_for(app).forget()
+    if not app.config.get("REDIS_URL"):  # a command run beside `serve`'s embedded Redis
+        log.warning("credentials.forget_failed", extra={"error_type": "NoRedisUrl"})
+        return False
     try:
         redis_for(app).publish(signal_channel(app), "revoked")
     except RedisError as exc:

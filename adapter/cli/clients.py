@@ -76,8 +76,8 @@ def revoke(name: str) -> None:
         click.echo(f"revoked {name!r}")
     else:
         seconds = current_app.config["CREDENTIAL_CACHE_SECONDS"]
-        click.echo(f"revoked {name!r}; Redis is unreachable, so running processes may "
-                   f"accept its key for up to {seconds} s more")
+        click.echo(f"revoked {name!r}; Redis was not reached (REDIS_URL unset or down), so "
+                   f"running web workers may accept its key for up to {seconds} s more")
 
 
 def register(app: Flask) -> None:

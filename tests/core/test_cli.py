@@ -16,6 +16,11 @@ from flask.cli import ScriptInfo
 from adapter import create_app
 from adapter.cli import _register_standalone, cli
 from adapter.database_upgrade import init_migrations
+from adapter.extensions import db
+from adapter.models import Delivery, DeliveryStatus
+from tests.conftest import make_client
+
+from .conftest import default_body, start
 
 SCRIPT = Path(sys.executable).parent / "helpline-adapter"
 EXPECTED = {("clients", "create"), ("clients", "list"), ("clients", "revoke"),
@@ -130,3 +135,22 @@ def test_clients_create_through_the_console_script(env):
     assert key.startswith("hla_")
     assert key not in created.stderr
     assert "weni" in listed.stdout and key not in listed.stdout + listed.stderr
+
+
+def test_deliveries_retry_beside_an_embedded_redis_requeues_without_waking(app_factory):
+    """Run in another shell than `serve`, the command has no REDIS_URL: the rows are
+    requeued all the same (the relay finds them), not a traceback."""
+    app = app_factory(REDIS_URL=None, RATE_LIMIT_PER_MINUTE=0)
+    auth = {"Authorization": f"Token {make_client(app)}"}
+    start(app.test_client(), auth, default_body(conversation_id="no-redis-retry"))
+    with app.app_context():
+        db.session.execute(db.update(Delivery).values(status=DeliveryStatus.FAILED))
+        db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["deliveries", "retry", "--all-failed"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "requeued 2 deliveries"
+    with app.app_context():
+        statuses = db.session.execute(db.select(Delivery.status)).scalars().all()
+    assert statuses == [DeliveryStatus.PENDING] * 2
