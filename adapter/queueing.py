@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from flask import Flask
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
+
+
+class NoRedisUrl(RedisConnectionError):
+    """No ``REDIS_URL`` here (a command run beside ``serve``'s embedded Redis): to its
+    callers, the same as a Redis that cannot be reached."""
 
 
 def redis_for(app: Flask) -> Redis:
@@ -12,7 +18,7 @@ def redis_for(app: Flask) -> Redis:
     if state.redis is None:
         url = app.config.get("REDIS_URL")
         if not url:
-            raise RuntimeError("REDIS_URL is not set (the run command starts an embedded one)")
+            raise NoRedisUrl("REDIS_URL is not set (the run command starts an embedded one)")
         state.redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
                                      health_check_interval=30)
     return state.redis

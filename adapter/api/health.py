@@ -44,7 +44,7 @@ class Readiness(MethodView):
             checks["database"] = "down"
         try:
             redis_for(current_app).ping()
-        except (RedisError, RuntimeError):
+        except RedisError:
             checks["redis"] = "down"
         ok = all(v == "ok" for v in checks.values())
         return {"status": "ok" if ok else "unavailable", "checks": checks}, (200 if ok else 503)

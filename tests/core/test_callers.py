@@ -5,6 +5,7 @@ adapter's back."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -161,10 +162,14 @@ def test_no_remembering_when_turned_off(app_factory):
     client = app.test_client()
     auth = {"Authorization": f"Token {make_client(app)}"}
     cid = start(client, auth, {"site": "lb", "conversation_id": "off"})["conversation_id"]
+    with statements(app) as seen:
+        assert message(client, auth, cid, 1).status_code == 202
 
+    assert reads_clients(seen)
+    listener = cache_for(app).listener_name  # a lookup that may remember starts it
+    assert listener not in {thread.name for thread in threading.enumerate()}
     _revoke_in_the_database(app, "weni")
-
-    error_of(message(client, auth, cid, 1), 401)
+    error_of(message(client, auth, cid, 2), 401)
 
 
 def test_a_remembered_token_stops_working_when_it_expires(app, client, auth):
