@@ -70,6 +70,16 @@ def message(client, headers, conversation_id: str, n: int):
                        json={"message_id": f"m-{n}", "text": "hello"}, headers=headers)
 
 
+def _app_with_conversation(app_factory, conversation_id: str, **config):
+    """An app made with ``config``, a chatbot key for it, and a conversation started."""
+    app = app_factory(**config)
+    client = app.test_client()
+    auth = {"Authorization": f"Token {make_client(app)}"}
+    cid = start(client, auth, {"site": "lb", "conversation_id": conversation_id})[
+        "conversation_id"]
+    return app, client, auth, cid
+
+
 def _revoke_in_the_database(app, name: str) -> None:
     """Behind the adapter's back: no ``clients revoke``, so no signal."""
     with app.app_context():
@@ -117,10 +127,8 @@ def test_other_keys_still_work_after_a_revocation(app, client, auth, runner):
 
 def test_without_redis_every_request_reads_the_database_and_revocation_is_immediate(
         app_factory):
-    app = app_factory(REDIS_URL=UNREACHABLE_REDIS, RATE_LIMIT_PER_MINUTE=0)
-    client = app.test_client()
-    auth = {"Authorization": f"Token {make_client(app)}"}
-    cid = start(client, auth, {"site": "lb", "conversation_id": "no-redis"})["conversation_id"]
+    app, client, auth, cid = _app_with_conversation(
+        app_factory, "no-redis", REDIS_URL=UNREACHABLE_REDIS, RATE_LIMIT_PER_MINUTE=0)
 
     with statements(app) as seen:
         assert message(client, auth, cid, 1).status_code == 202
@@ -144,10 +152,8 @@ def test_revoking_without_redis_says_how_long_keys_may_still_work(app_factory, r
 
 
 def test_a_change_behind_the_adapters_back_is_seen_within_the_cache_bound(app_factory):
-    app = app_factory(CREDENTIAL_CACHE_SECONDS=2)
-    client = app.test_client()
-    auth = {"Authorization": f"Token {make_client(app)}"}
-    cid = start(client, auth, {"site": "lb", "conversation_id": "bound"})["conversation_id"]
+    app, client, auth, cid = _app_with_conversation(
+        app_factory, "bound", CREDENTIAL_CACHE_SECONDS=2)
     remembered(app, client, auth, cid)
 
     _revoke_in_the_database(app, "weni")
@@ -158,10 +164,7 @@ def test_a_change_behind_the_adapters_back_is_seen_within_the_cache_bound(app_fa
 
 
 def test_no_remembering_when_turned_off(app_factory):
-    app = app_factory(CREDENTIAL_CACHE_SECONDS=0)
-    client = app.test_client()
-    auth = {"Authorization": f"Token {make_client(app)}"}
-    cid = start(client, auth, {"site": "lb", "conversation_id": "off"})["conversation_id"]
+    app, client, auth, cid = _app_with_conversation(app_factory, "off", CREDENTIAL_CACHE_SECONDS=0)
     with statements(app) as seen:
         assert message(client, auth, cid, 1).status_code == 202
 
