@@ -12,6 +12,7 @@ from functools import cache, wraps
 from flask import current_app, g, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .access import require_site
 from .callers import Caller, cache_for
 from .errors import ApiError
 from .extensions import db
@@ -130,8 +131,12 @@ def unauthorized(message: str = "missing or invalid credentials") -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Token"})
 
 
-def require_client(role: str | None = "chatbot") -> Callable:
-    """Require a valid key or token; with ``role``, a client of that role."""
+CHATBOT_OR_HELPLINE = ("chatbot", "helpline")
+
+
+def require_client(role: str | tuple[str, ...] = "chatbot") -> Callable:
+    """Require a valid key or token of a client in ``role`` (one role, or several)."""
+    roles = (role,) if isinstance(role, str) else tuple(role)
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -140,8 +145,9 @@ def require_client(role: str | None = "chatbot") -> Callable:
             client = client_for_credential(credential) if credential else None
             if client is None:
                 raise unauthorized()
-            if role and client.role != role:
-                raise ApiError(403, "forbidden", f"this route is for {role} clients")
+            if client.role not in roles:
+                raise ApiError(403, "forbidden",
+                               f"this route is for {' or '.join(roles)} clients")
             g.client = client
             g.client_name = client.name  # for the request log line, read after the commit
             _rate_limit(client)
@@ -179,9 +185,8 @@ def _rate_limit(client: Caller) -> None:
 
 
 def require_site_access(site: str) -> None:
-    client: Caller = g.client
-    if not client.may_use_site(site):
-        raise ApiError(403, "forbidden", f"this client may not use site {site!r}")
+    """403 unless the calling client may use ``site`` (:func:`adapter.access.require_site`)."""
+    require_site(g.client, site)
 
 
 def token_ttl() -> int:

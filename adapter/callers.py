@@ -52,11 +52,14 @@ class Caller:
     role: str
     sites: tuple[str, ...] | None  # None: every site
     can_read_text: bool
+    namespace: str  # whose conversations it opens and names (see docs/security.md)
+    reads_all: bool = False  # may read other namespaces' conversations on its sites
 
     @classmethod
     def of(cls, client) -> Caller:
         sites = tuple(client.sites) if client.sites is not None else None
-        return cls(client.id, client.name, client.role, sites, bool(client.can_read_text))
+        return cls(client.id, client.name, client.role, sites, bool(client.can_read_text),
+                   client.effective_namespace, bool(client.reads_all))
 
     def may_use_site(self, site: str) -> bool:
         return self.sites is None or site in self.sites

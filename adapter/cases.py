@@ -261,14 +261,6 @@ def chatbot_case_id(body: Mapping[str, Any], site: Site | None,
 
 # ---- opening and finding cases -------------------------------------------------------
 
-def find_case(reference: str) -> Case | None:
-    """By the chatbot's case id, or by ours."""
-    found = db.session.execute(
-        db.select(Case).where(Case.external_id == reference)
-    ).scalar_one_or_none()
-    return found or db.session.get(Case, reference)
-
-
 def case_for_conversation(conversation: Conversation) -> Case | None:
     """The case opened with a conversation, if any (the first one)."""
     return db.session.execute(
@@ -283,10 +275,11 @@ def shares_phone(site: Site) -> bool:
     return bool(case_settings.get("share_phone"))
 
 
-def open_case(site: Site, intake: Mapping[str, Any], *, actor: str,
+def open_case(site: Site, intake: Mapping[str, Any], *, actor: str, namespace: str,
               conversation: Conversation | None = None, external_id: str | None = None,
               contact_uuid: str | None = None, urn: str | None = None) -> Case:
-    """Add a pending case and its delivery to the session; the caller commits.
+    """Add a pending case of ``namespace`` (its chatbot's, as a conversation's) and its
+    delivery to the session; the caller commits.
 
     The case has its own delivery lane: a helpline slow to create cases never holds
     up the messages of the conversation it came with.
@@ -301,9 +294,10 @@ def open_case(site: Site, intake: Mapping[str, Any], *, actor: str,
         urn = urn or conversation.contact_urn
         pseudonym = conversation.client_pseudonym
     else:
-        pseudonym = client_pseudonym(site.code, contact_uuid or urn)
+        pseudonym = client_pseudonym(site.code, contact_uuid or urn, namespace)
     case = Case(
         id=new_id(),
+        namespace=conversation.namespace if conversation is not None else namespace,
         external_id=external_id,
         site=site.code,
         conversation_id=conversation.id if conversation is not None else None,

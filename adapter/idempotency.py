@@ -8,6 +8,7 @@ from collections.abc import Callable
 from flask import Response, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
+from .access import require_site
 from .errors import ApiError
 from .extensions import db
 from .models import IdempotencyRecord
@@ -42,6 +43,11 @@ def _replay(scope: str, key: str) -> Response | None:
     ).scalar_one_or_none()
     if record is None:
         return None
+    caller = g.get("client")
+    if record.site and caller is not None:
+        # The caller's sites may have been narrowed since: the first answer is theirs to
+        # see again only while they may still use its site.
+        require_site(caller, record.site)
     if record.fingerprint != _fingerprint():
         raise ApiError(422, "idempotency_key_reused",
                        "this Idempotency-Key was used for a different request",
@@ -69,6 +75,7 @@ def respond(operation: Callable[[], tuple[int, dict]], scope: str | None = None)
             if key:
                 db.session.add(IdempotencyRecord(scope=scope, key=key,
                                                  fingerprint=_fingerprint(),
+                                                 site=g.get("access_site"),
                                                  status_code=status, body=body))
             commit()
         except IntegrityError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -51,7 +51,10 @@ class Conversation(db.Model):
     __tablename__ = "conversations"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    # The chatbot's id, unique only within the namespace of the client that opened it:
+    # two chatbots may use the same id, and neither can name the other's conversation.
+    namespace: Mapped[str] = mapped_column(String(120))
+    external_id: Mapped[str] = mapped_column(String(200))
     site: Mapped[str] = mapped_column(String(64), index=True)
     dialect: Mapped[str] = mapped_column(String(32), default="rapidpro")
     state: Mapped[str] = mapped_column(String(16), default=ConversationState.REQUESTED)
@@ -78,6 +81,7 @@ class Conversation(db.Model):
     )
 
     __table_args__ = (
+        UniqueConstraint("namespace", "external_id"),
         Index("ix_conversations_site_client", "site", "client_pseudonym"),
         Index("ix_conversations_state_waiting", "state", "waiting_since"),
     )
@@ -157,23 +161,32 @@ class Delivery(db.Model):
     )
 
 
+ROLES = ("chatbot", "helpline", "monitor")  # monitor: reads /metrics, nothing else
+
+
 class ApiClient(db.Model):
-    """Who may call us: a chatbot (RapidPro org) or a helpline account."""
+    """Who may call us: a chatbot (RapidPro org), a helpline account, or a monitor."""
 
     __tablename__ = "api_clients"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
-    role: Mapped[str] = mapped_column(String(16), default="chatbot")  # chatbot | helpline
+    role: Mapped[str] = mapped_column(String(16), default="chatbot")  # see ROLES
     sites: Mapped[list | None] = mapped_column(JSON)  # None: every site
+    # Whose conversations it opens and names: by default its own name. Clients sharing
+    # a namespace (a rotated key, several keys of one Weni workspace) share them.
+    namespace: Mapped[str | None] = mapped_column(String(120))
+    # May read (never change) conversations of other namespaces on its sites.
+    reads_all: Mapped[bool] = mapped_column(default=False, server_default=false())
     key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     can_read_text: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
 
-    def may_use_site(self, site: str) -> bool:
-        return self.sites is None or site in self.sites
+    @property
+    def effective_namespace(self) -> str:
+        return self.namespace or self.name
 
 
 class ApiToken(db.Model):
@@ -201,6 +214,7 @@ class IdempotencyRecord(db.Model):
     scope: Mapped[str] = mapped_column(String(160))  # who asked
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))  # method, path and body hash
+    site: Mapped[str | None] = mapped_column(String(64))  # checked again before a replay
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -214,7 +228,8 @@ class Case(db.Model):
     __tablename__ = "cases"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    namespace: Mapped[str] = mapped_column(String(120))  # as a conversation's
+    external_id: Mapped[str | None] = mapped_column(String(200))
     site: Mapped[str] = mapped_column(String(64), index=True)
     conversation_id: Mapped[str | None] = mapped_column(
         db.ForeignKey("conversations.id"), index=True
@@ -230,6 +245,8 @@ class Case(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     purged_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("namespace", "external_id"),)
 
 
 class AuditEvent(db.Model):

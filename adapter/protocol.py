@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
+from . import access
 from .errors import ApiError
 from .extensions import db
 from .models import (
@@ -95,26 +95,18 @@ def _set_state(conversation: Conversation, state: str, actor: str, action: str, 
 
 # ---- lookups -----------------------------------------------------------------------
 
-def find_conversation(reference: str) -> Conversation | None:
-    """By the chatbot's conversation id, or by ours."""
-    found = db.session.execute(
-        db.select(Conversation).where(Conversation.external_id == reference)
-    ).scalar_one_or_none()
-    return found or db.session.get(Conversation, reference)
-
-
-def find_conversation_with_message(reference: str, direction: str, sender_message_id: str | None,
+def find_conversation_with_message(namespace: str, reference: str, direction: str,
+                                   sender_message_id: str | None,
                                    ) -> tuple[Conversation | None, Message | None]:
-    """:func:`find_conversation`, and in the same query the message of that conversation
-    the sender already sent under ``sender_message_id`` (one round trip on the hot path)."""
-    if not sender_message_id:
-        return find_conversation(reference), None
-    params = {"reference": reference, "direction": direction,
-              "sender_message_id": sender_message_id}
+    """A chatbot's conversation (:func:`adapter.access.lookup`, restricted to its own
+    namespace: the hot path is for writes) and, in the same query, the message of that
+    conversation the chatbot already sent under ``sender_message_id``: one round trip."""
+    params = {"namespace": namespace, "reference": reference, "direction": direction,
+              "sender_message_id": sender_message_id or ""}
     for query in _WITH_MESSAGE:
         row = db.session.execute(query, params).first()
         if row is not None:
-            return row[0], row[1]
+            return row[0], (row[1] if sender_message_id else None)
     return None, None
 
 
@@ -124,7 +116,8 @@ def _with_message_queries():
         Message.conversation_id == Conversation.id,
         Message.direction == db.bindparam("direction"),
         Message.sender_message_id == db.bindparam("sender_message_id")))
-    return tuple(joined.where(column == db.bindparam("reference"))
+    in_namespace = Conversation.namespace == db.bindparam("namespace")
+    return tuple(joined.where(in_namespace, column == db.bindparam("reference"))
                  for column in (Conversation.external_id, Conversation.id))
 
 
@@ -157,18 +150,28 @@ def find_message(conversation: Conversation, direction: str, reference: str) -> 
 
 # ---- chatbot side ------------------------------------------------------------------
 
-def start_conversation(req: StartRequest, site: Site, actor: str) -> tuple[Conversation, bool]:
-    """Open a conversation (escalation). Returns it and whether it was new.
+def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str,
+                       ) -> tuple[Conversation, bool]:
+    """Open a conversation (escalation) in ``namespace``. Returns it and whether it was new.
 
-    Without a conversation id from the chatbot, a contact's open conversation at the
-    site is the same conversation; otherwise a new id is made and returned.
+    The chatbot's conversation id names a conversation of its own namespace (by its id,
+    or by ours): a repeat is the same conversation. An id this adapter gave a
+    conversation of another namespace is refused: it would alias that conversation.
+    Without a conversation id, a contact's open conversation at the site is the same
+    conversation; otherwise a new id is made and returned.
     """
     contact_ref = req.contact_uuid or req.urn
-    pseudonym = client_pseudonym(site.code, contact_ref)
+    pseudonym = client_pseudonym(site.code, contact_ref, namespace)
     if req.conversation_id:
-        existing = db.session.execute(
-            db.select(Conversation).where(Conversation.external_id == req.conversation_id)
-        ).scalar_one_or_none()
+        existing = access.by_chatbot_id(namespace, req.conversation_id)
+        if existing is None:
+            ours = db.session.get(Conversation, req.conversation_id)
+            if ours is not None and ours.namespace != namespace:
+                raise ApiError(422, "conversation_id_reserved",
+                               "this conversation_id is one the adapter issued",
+                               {"conversation_id": ["an id this adapter issued to another "
+                                                    "conversation: send the chatbot's own"]})
+            existing = ours
     else:
         existing = open_conversation_for_contact(site.code, pseudonym) if contact_ref else None
     if existing is not None:
@@ -177,6 +180,7 @@ def start_conversation(req: StartRequest, site: Site, actor: str) -> tuple[Conve
     now = utcnow()
     conversation = Conversation(
         id=new_id(),
+        namespace=namespace,
         external_id=req.conversation_id or "",
         site=site.code,
         dialect=req.dialect,
@@ -204,25 +208,7 @@ def start_conversation(req: StartRequest, site: Site, actor: str) -> tuple[Conve
     if req.intake is not None:
         from .cases import open_case
 
-        open_case(site, req.intake, actor=actor, conversation=conversation)
-    return conversation, True
-
-
-def start_or_replay(req: StartRequest, site: Site, actor: str) -> tuple[Conversation, bool]:
-    """:func:`start_conversation`, committed; a concurrent duplicate start answers the first."""
-    from .transactions import commit
-
-    conversation, created = start_conversation(req, site, actor)
-    if not created:
-        return conversation, False
-    try:
-        commit()
-    except IntegrityError:
-        db.session.rollback()
-        existing = find_conversation(req.conversation_id) if req.conversation_id else None
-        if existing is None:
-            raise
-        return existing, False
+        open_case(site, req.intake, actor=actor, namespace=namespace, conversation=conversation)
     return conversation, True
 
 
@@ -339,9 +325,11 @@ def _advance_status(message: Message, status: str) -> bool:
 
 def conversation_for_ref(site: Site, session_id: str | None, client_address: str | None,
                          ) -> Conversation:
+    """The conversation a helpline callback names at ``site``: by the session id the
+    helpline was given (ours, never the chatbot's), else by the client address we sent."""
     conversation = None
     if session_id:
-        conversation = find_conversation(session_id)
+        conversation = db.session.get(Conversation, session_id)
     elif client_address:
         conversation = open_conversation_for_contact(site.code, client_address)
     if conversation is None or conversation.site != site.code:
@@ -428,6 +416,7 @@ def close_from_helpline(conversation: Conversation, reason: str | None, actor: s
 def _event_params(conversation: Conversation) -> dict:
     return {
         "conversation_id": conversation.external_id,
+        "session_id": conversation.id,  # what the helpline knows it by (docs/identity.md)
         "counsellor": conversation.counsellor,
     }
 

@@ -9,13 +9,17 @@ import secrets
 from flask import current_app
 
 
-def client_pseudonym(site: str, contact_ref: str | None) -> str:
-    """Stable per contact and site, so a counsellor recognises a returning child.
+def client_pseudonym(site: str, contact_ref: str | None, namespace: str) -> str:
+    """Stable per contact, site and chatbot namespace, so a counsellor recognises a
+    returning child.
 
-    Keyed by the deployment's secret: nobody can recompute it from a phone number.
+    Keyed by the deployment's secret: nobody can recompute it from a phone number. The
+    namespace is part of it: a chatbot that knows a child's number cannot open a
+    conversation under that child's pseudonym and receive replies meant for them.
     """
     if not contact_ref:
         return "client-" + secrets.token_hex(8)
     key = current_app.config["SECRET_KEY"].encode()
-    digest = hmac.new(key, f"{site}|{contact_ref}".encode(), hashlib.sha256).hexdigest()
+    material = f"{site}|{namespace}|{contact_ref}"
+    digest = hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
     return "client-" + digest[:16]

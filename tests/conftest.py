@@ -143,11 +143,13 @@ def runner(app):
 
 
 def make_client(app, name: str = "weni", role: str = "chatbot", sites=None,
-                read_text: bool = False) -> str:
+                read_text: bool = False, namespace: str | None = None,
+                reads_all: bool = False) -> str:
     key = new_key()
     with app.app_context():
         db.session.add(ApiClient(name=name, role=role, sites=sites, key_hash=hash_secret(key),
-                                 can_read_text=read_text))
+                                 can_read_text=read_text, namespace=namespace,
+                                 reads_all=reads_all))
         db.session.commit()
     return key
 

@@ -6,7 +6,7 @@ gauges computed from it are right without prometheus_client's multiprocess mode.
 
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, g
 from flask.views import MethodView
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -22,30 +22,41 @@ from .docs import errors
 blp = Blueprint("metrics", __name__, description="Prometheus metrics")
 
 
-def _counts(name: str, documentation: str, *columns) -> GaugeMetricFamily:
+def _counts(name: str, documentation: str, query, *columns) -> GaugeMetricFamily:
     """A gauge of row counts grouped by ``columns`` (their names are the labels)."""
     family = GaugeMetricFamily(name, documentation, labels=[c.key for c in columns])
     for *labels, count in db.session.execute(
-        db.select(*columns, func.count()).group_by(*columns)
+        query.add_columns(*columns, func.count()).group_by(*columns)
     ):
         family.add_metric(list(labels), count)
     return family
 
 
 class DatabaseCollector:
-    """Counts by state, and the age of the oldest delivery still waiting."""
+    """Counts by state, and the age of the oldest delivery still waiting, over the sites
+    the monitor may see (``sites`` None: every site)."""
+
+    def __init__(self, sites: tuple[str, ...] | None) -> None:
+        self.sites = sites
+
+    def _at(self, column):
+        return db.true() if self.sites is None else column.in_(self.sites)
 
     def collect(self):
         yield _counts("helpline_adapter_deliveries", "Deliveries by status, target and site",
+                      db.select().where(self._at(Delivery.site)),
                       Delivery.status, Delivery.target, Delivery.site)
         yield _counts("helpline_adapter_conversations", "Conversations by state and site",
+                      db.select().where(self._at(Conversation.site)),
                       Conversation.state, Conversation.site)
         yield _counts("helpline_adapter_messages", "Messages by direction and delivery status",
+                      db.select().select_from(Message).join(Conversation)
+                      .where(self._at(Conversation.site)),
                       Message.direction, Message.status)
 
         oldest = db.session.execute(
             db.select(func.min(Delivery.created_at))
-            .where(Delivery.status.in_(DeliveryStatus.ACTIVE))
+            .where(Delivery.status.in_(DeliveryStatus.ACTIVE), self._at(Delivery.site))
         ).scalar()
         age = GaugeMetricFamily(
             "helpline_adapter_oldest_pending_delivery_seconds",
@@ -56,12 +67,12 @@ class DatabaseCollector:
 
 @blp.route("/metrics")
 class Metrics(MethodView):
-    @require_client(None)
+    @require_client("monitor")
     @blp.doc(security=[{"Token": []}])
     @blp.response(200, description="Prometheus text format")
-    @errors(blp, 401, 429, 503)
+    @errors(blp, 401, 403, 429, 503)
     def get(self):
-        """Metrics in Prometheus text format (any client's key)."""
+        """Metrics in Prometheus text format, for a `monitor` client's key, over its sites."""
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(DatabaseCollector())
+        registry.register(DatabaseCollector(g.client.sites))
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -103,11 +103,17 @@ def resolve(site: Site, ref: ConversationRef) -> Conversation:
                Conversation.state.in_(ConversationState.OPEN),
                (Conversation.contact_uuid == address)
                | (Conversation.contact_urn.like(f"%:{address}")))
-        .order_by(Conversation.created_at.desc()).limit(1)
-    ).scalar_one_or_none()
-    if found is None:
+        .order_by(Conversation.created_at.desc()).limit(10)
+    ).scalars().all()
+    if not found:
         raise ApiError(404, "conversation_not_found", "no such conversation at this site")
-    return found
+    if len({conversation.namespace for conversation in found}) > 1:
+        # Two chatbots have this contact open here: guessing could hand one child's reply
+        # to another chatbot's conversation. The helpline must name the session.
+        raise ApiError(409, "ambiguous_recipient",
+                       "several chatbots have a conversation open with this recipient",
+                       {"session_id": ["required: the recipient is not unique at this site"]})
+    return found[0]
 
 
 @blp.before_request

@@ -150,9 +150,13 @@ def test_a_case_of_another_site_is_forbidden_and_an_unknown_one_is_404(app, clie
     created = client.post("/v1/cases", headers=auth,
                           json={"site": "lb", "contact": {"uuid": "c-2"},
                                 "intake": {"narrative": "x"}}).json
-    uganda = {"Authorization": f"Token {make_client(app, name='ug-bot', sites=['ug'])}"}
+    uganda_key = make_client(app, name="ug-bot", sites=["ug"], namespace="weni")
+    uganda = {"Authorization": f"Token {uganda_key}"}
+    stranger = {"Authorization": f"Token {make_client(app, name='other-bot')}"}
 
     assert client.get(f"/v1/cases/{created['case_id']}", headers=uganda).status_code == 403
+    # Another chatbot's case does not exist for it, by either id.
+    assert client.get(f"/v1/cases/{created['case_id']}", headers=stranger).status_code == 404
     assert client.post("/v1/cases", headers=uganda,
                        json={"site": "lb", "intake": {"age": 3}}).status_code == 403
     missing = client.get("/v1/cases/no-such-case", headers=auth)

@@ -35,7 +35,9 @@ def test_the_seed_chat_starts_a_conversation_at_the_accounts_site(app, client, w
         conversation = db.session.execute(
             db.select(Conversation).where(Conversation.external_id == "e32434511")).scalar_one()
         assert (conversation.site, conversation.dialect) == ("lb", "openchs_chat")
-        assert conversation.contact_uuid == "23343411"  # counsellor replies go to it
+        # The seed's sender is a phone number: kept as a URN (replies reach it), never as
+        # the contact uuid shown to helpline accounts.
+        assert (conversation.contact_uuid, conversation.contact_urn) == (None, "tel:23343411")
         actions = db.session.execute(
             db.select(Delivery.action).where(Delivery.conversation_id == conversation.id)
             .order_by(Delivery.id)).scalars().all()
@@ -139,10 +141,17 @@ def test_an_account_cannot_start_at_a_site_it_does_not_serve(client, weni):
     assert response.status_code == 403
 
 
+def helpline_session(client, counsellors) -> str:
+    """The session id a helpline account sees for the newest chat: ours."""
+    return client.get("/api/chat/", headers=counsellors).json["results"][0]["chat_session"]
+
+
 def test_a_counsellor_reply_goes_back_to_the_contact(app, client, weni, counsellors):
     client.post("/api/chat/", json=SEED_CHAT, headers=weni)
+    session = helpline_session(client, counsellors)
+    assert session != "e32434511"
     reply = {"chat_sender": "counsellor-7", "chat_receiver": 23343411,
-             "chat_message": "Hello, I am here to help", "chat_session": "e32434511",
+             "chat_message": "Hello, I am here to help", "chat_session": session,
              "chat_source": "OUTBOX"}
     response = client.post("/api/chat/", json=reply, headers=counsellors)
     assert response.status_code == 201

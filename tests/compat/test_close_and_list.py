@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapter.extensions import db
 from adapter.models import Conversation, Delivery
 from tests.compat.conftest import login, make_account
-from tests.compat.test_chat import SEED_CHAT
+from tests.compat.test_chat import SEED_CHAT, helpline_session
 
 UUID_SESSION = "529150097d63-4c1e-9a2b-7f3e-0b1c2d3e4f50"
 
@@ -56,7 +56,10 @@ def test_closing_an_unknown_session_is_404(client, weni):
 
 def test_the_helpline_closes_as_helpline(app, client, weni, counsellors):
     _start(client, weni)
-    response = client.post(f"/api/chat/{UUID_SESSION}/close/",
+    session = helpline_session(client, counsellors)  # ours: the id its helpline knows
+    assert client.post(f"/api/chat/{UUID_SESSION}/close/", json={"chat_source": "HELPLINE"},
+                       headers=counsellors).status_code == 404  # the chatbot's id is not
+    response = client.post(f"/api/chat/{session}/close/",
                            json={"chat_source": "HELPLINE"}, headers=counsellors)
     assert response.status_code == 200
     assert response.json["closed_by"] == "counsellor"
@@ -104,6 +107,9 @@ def test_text_is_shown_only_to_accounts_allowed_to_read_it(app, client, weni):
     reader = login(client, "auditor", "pw-auditor")
     [chat] = client.get("/api/chat/", headers=reader).json["results"]
     assert chat["chat_message"] == "secret words"
+    # A helpline account sees the pseudonym and our session id, never the number.
+    assert chat["chat_sender"].startswith("client-")
+    assert chat["chat_session"] == _conversation(app, UUID_SESSION).id
 
 
 def test_another_chatbot_account_does_not_see_these_chats(app, client, weni):

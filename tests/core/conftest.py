@@ -55,7 +55,9 @@ def counsellor_message(app: Flask, conversation_id: str, text: str = "Hello, I a
                        message_id: str = "hl-msg-1", counsellor: str = "counsellor-7") -> str:
     """A counsellor reply, as the helpline side of the protocol accepts it; returns our id."""
     with app.app_context():
-        conversation = protocol.find_conversation(conversation_id)
+        conversation = db.session.get(Conversation, conversation_id) or db.session.execute(
+            db.select(Conversation).where(Conversation.external_id == conversation_id)
+        ).scalar_one()
         message, _ = protocol.accept_counsellor_message(
             conversation, text=text, message_id=message_id, counsellor=counsellor,
             attachments=[], actor="helpline:lb")

@@ -133,11 +133,12 @@ def test_text_needs_a_client_allowed_to_read_it(app, client, auth, conversation_
 
 def test_a_reader_gets_the_text_with_include_text(app, client, conversation_id):
     counsellor_message(app, conversation_id, text="counsellor words")
-    reader = {"Authorization": f"Token {make_client(app, 'auditor', read_text=True)}"}
+    ours = client.get(f"/v1/conversations/{conversation_id}",
+                      headers={"Authorization": f"Token {make_client(app, 'own-reader', namespace='weni')}"}).json["id"]
+    reader = {"Authorization": f"Token {make_client(app, 'auditor', read_text=True, reads_all=True)}"}
 
-    with_text = client.get(f"/v1/conversations/{conversation_id}?include_text=true",
-                           headers=reader)
-    without = client.get(f"/v1/conversations/{conversation_id}", headers=reader)
+    with_text = client.get(f"/v1/conversations/{ours}?include_text=true", headers=reader)
+    without = client.get(f"/v1/conversations/{ours}", headers=reader)
 
     assert [m["text"] for m in with_text.json["messages"]] == [
         "I need to talk to someone", "counsellor words"]

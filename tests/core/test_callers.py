@@ -24,7 +24,7 @@ from .conftest import start
 from .test_errors import error_of
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
-CALLER = Caller(1, "weni", "chatbot", ("lb",), False)
+CALLER = Caller(1, "weni", "chatbot", ("lb",), False, "weni")
 
 
 @contextmanager

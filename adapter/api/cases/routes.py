@@ -7,13 +7,13 @@ from flask.views import MethodView
 
 from adapter.api.blueprint import Blueprint
 
-from ... import cases, protocol
-from ...auth import require_client, require_site_access
+from ... import access, cases, protocol
+from ...auth import CHATBOT_OR_HELPLINE, require_client, require_site_access
 from ...chatbot.inbound import result_value
 from ...errors import ApiError
 from ...extensions import db
 from ...idempotency import idempotency_key, respond
-from ...models import Case, Conversation
+from ...models import Conversation
 from ...sites import Site
 from ..docs import READ, WRITE, errors
 from .schemas import CaseInSchema, CaseOutSchema
@@ -50,19 +50,13 @@ def _conversation(body: dict) -> Conversation | None:
     reference = body.get("conversation_id")
     if not reference:
         return None
-    conversation = protocol.find_conversation(reference)
-    if conversation is None:
+    try:
+        return access.conversation_for(g.client, reference)
+    except ApiError as problem:
+        if problem.status != 404:
+            raise
         raise ApiError(404, "conversation_not_found", "no such conversation",
-                       {"conversation_id": ["unknown conversation"]})
-    return conversation
-
-
-def _case(reference: str) -> Case:
-    case = cases.find_case(reference)
-    if case is None:
-        raise ApiError(404, "case_not_found", "no such case")
-    require_site_access(case.site)
-    return case
+                       {"conversation_id": ["unknown conversation"]}) from None
 
 
 @blp.route("")
@@ -86,13 +80,15 @@ class Cases(MethodView):
             site = _route(body, conversation)
             require_site_access(site.code)
             external_id = cases.chatbot_case_id(body, site, idempotency_key())
-            existing = cases.find_case(external_id) if external_id else None
-            if existing is not None and existing.external_id == external_id:
+            existing = (access.case_by_chatbot_id(g.client.namespace, external_id)
+                        if external_id else None)
+            if existing is not None:
                 require_site_access(existing.site)
                 return 200, CaseOutSchema().dump(existing)
             intake = cases.read_intake(body, site)
             contact = body.get("contact") or {}
-            case = cases.open_case(site, intake, actor=g.client.name, conversation=conversation,
+            case = cases.open_case(site, intake, actor=g.client.name,
+                                   namespace=g.client.namespace, conversation=conversation,
                                    external_id=external_id, contact_uuid=contact.get("uuid"),
                                    urn=contact.get("urn") or (body.get("input") or {}).get("urn"))
             db.session.flush()
@@ -103,11 +99,11 @@ class Cases(MethodView):
 
 @blp.route("/<path:case_id>")
 class CaseDetail(MethodView):
-    @require_client(None)
+    @require_client(CHATBOT_OR_HELPLINE)
     @blp.doc(security=SECURITY)
     @blp.response(200, CaseOutSchema)
     @errors(blp, *READ)
     def get(self, case_id):
         """A case's status: `pending`, `created` (with the helpline's reference) or `failed`
         (with the reason). By our case id or the chatbot's."""
-        return _case(case_id)
+        return access.case_for(g.client, case_id)

@@ -14,7 +14,7 @@ from webargs import core
 
 from adapter.api.blueprint import ArgumentsParser, Blueprint
 
-from ...auth import require_client
+from ...auth import CHATBOT_OR_HELPLINE, require_client
 from ...errors import ApiError
 from ...idempotency import idempotency_key, respond
 from ...transactions import commit
@@ -69,7 +69,7 @@ class Token(MethodView):
 
 @blp.route("/chat/", strict_slashes=False)
 class Chats(MethodView):
-    @require_client(None)
+    @require_client(CHATBOT_OR_HELPLINE)
     @blp.doc(security=SECURITY)
     @blp.arguments(ChatQuerySchema, location="query")
     @blp.response(200, ChatPageSchema, description="One page, newest first")
@@ -83,7 +83,7 @@ class Chats(MethodView):
         count, rows = service.list_chats(g.client, page, size)
         if page > 1 and not rows:
             raise ApiError(404, "not_found", "invalid page", {"page": ["Invalid page."]})
-        views = [service.chat_view(m, c, g.client.can_read_text) for m, c in rows]
+        views = [service.chat_view(m, c, g.client) for m, c in rows]
         return {
             "count": count,
             "next": _page_url(page + 1, size) if page * size < count else None,
@@ -91,7 +91,7 @@ class Chats(MethodView):
             "results": views,
         }
 
-    @require_client(None)
+    @require_client(CHATBOT_OR_HELPLINE)
     @blp.doc(security=SECURITY)
     @blp.arguments(ChatInSchema)
     @blp.response(201, ChatSentSchema, description="Durable, on its way (also for a repeat)")
@@ -112,7 +112,7 @@ class Chats(MethodView):
 
 @blp.route("/chat/<path:session>/close/", strict_slashes=False)
 class CloseChat(MethodView):
-    @require_client(None)
+    @require_client(CHATBOT_OR_HELPLINE)
     @blp.doc(security=SECURITY)
     @blp.arguments(ChatCloseSchema)
     @blp.response(200, ChatClosedSchema, description="Closed (or already closed)")

@@ -11,15 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 
-from ... import protocol
-from ...auth import issue_token, password_matches, require_site_access, token_ttl
+from ... import access, protocol
+from ...auth import issue_token, password_matches, token_ttl
 from ...callers import Caller
 from ...errors import ApiError
 from ...extensions import db
@@ -110,27 +112,57 @@ def _require_role(client: Caller, role: str, why: str) -> None:
 def _client_chat(client: Caller, body: Mapping[str, Any],
                  idempotency_key: str | None) -> tuple[Message, Conversation]:
     message_id, earlier_id = _dedupe_ids(body, idempotency_key)
-    conversation = protocol.find_conversation(body["chat_session"])
-    if conversation is not None:
-        require_site_access(conversation.site)
+    conversation = access.lookup(client, body["chat_session"])
+    if conversation is not None and access.may_see(client, conversation.namespace, write=True):
+        access.require_site(client, conversation.site)
         earlier = _earlier(conversation, Direction.TO_HELPLINE, earlier_id)
         if earlier is not None:
             return earlier, conversation
         message, _ = protocol.accept_client_message(
             conversation, protocol.ClientMessage(message_id, body["chat_message"]))
         return message, conversation
+    # Not one of this client's: a new chat session (an id the adapter issued to another
+    # client's conversation is refused by start_conversation, never aliased).
     site = _site_for_new_chat(client, body)
+    contact_uuid, urn = contact_of(body["chat_sender"])
     conversation, _ = protocol.start_conversation(
         protocol.StartRequest(
             conversation_id=body["chat_session"], site=site.code,
-            location=body.get("location"), contact_uuid=body["chat_sender"], dialect=DIALECT),
-        site, client.name)
+            location=body.get("location"), contact_uuid=contact_uuid, urn=urn,
+            dialect=DIALECT),
+        site, client.name, client.namespace)
     # No flush before the commit: a concurrent start of the same session must fail at
     # the commit, where respond() turns it into a replay, not half-way through.
     with db.session.no_autoflush:
         message, _ = protocol.accept_client_message(
             conversation, protocol.ClientMessage(message_id, body["chat_message"]))
     return message, conversation
+
+
+PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{4,30}$")
+URN = re.compile(r"^[a-z][a-z0-9]{1,19}:\S+$")
+
+
+def contact_of(chat_sender: str) -> tuple[str | None, str | None]:
+    """``chat_sender`` as (contact uuid, URN). The seed's own example is a phone number:
+    anything shaped like one, or like a URN (``tel:+254…``, ``whatsapp:…``), is a URN
+    (pseudonymised, purged with retention, never shown to the helpline unless the site
+    opts in); anything else is RapidPro's contact uuid, as the incumbent sent it."""
+    value = chat_sender.strip()
+    if PHONE.match(value):
+        digits = re.sub(r"[^0-9]", "", value)
+        return None, "tel:" + ("+" if value.startswith("+") else "") + digits
+    if URN.match(value) and not _looks_like_uuid(value):
+        return None, value
+    return value, None
+
+
+def _looks_like_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _site_for_new_chat(client: Caller, body: Mapping[str, Any]):
@@ -149,13 +181,13 @@ def _site_for_new_chat(client: Caller, body: Mapping[str, Any]):
     if site is None:
         why = "no site for " + ", ".join(tried)
         raise ApiError(422, "unroutable", why, {field: [why]})
-    require_site_access(site.code)
+    access.require_site(client, site.code)
     return site
 
 
 def _counsellor_chat(client: Caller, body: Mapping[str, Any],
                      idempotency_key: str | None) -> tuple[Message, Conversation]:
-    conversation = _existing(body["chat_session"])
+    conversation = _existing(client, body["chat_session"])
     message_id, earlier_id = _dedupe_ids(body, idempotency_key)
     earlier = _earlier(conversation, Direction.TO_CLIENT, earlier_id)
     if earlier is not None:
@@ -167,20 +199,23 @@ def _counsellor_chat(client: Caller, body: Mapping[str, Any],
     return message, conversation
 
 
-def _existing(session: str) -> Conversation:
-    conversation = protocol.find_conversation(session)
-    if conversation is None:
+def _existing(client: Caller, session: str) -> Conversation:
+    """A chat the caller may act on: a chatbot account names it by its own session id
+    (or ours), a helpline account by ours, the session id its helpline was given."""
+    try:
+        return access.conversation_for(client, session)
+    except ApiError as problem:
+        if problem.status != 404:
+            raise
         raise ApiError(404, "conversation_not_found", "no chat with this chat_session",
-                       {"chat_session": ["unknown chat session"]})
-    require_site_access(conversation.site)
-    return conversation
+                       {"chat_session": ["unknown chat session"]}) from None
 
 
 # ---- closing -------------------------------------------------------------------------
 
 def close_chat(client: Caller, session: str, source: str | None) -> Conversation:
     """End a chat from the side named (default: the caller's). Closing twice is a no-op."""
-    conversation = _existing(session)
+    conversation = _existing(client, session)
     source = source or ("WENI" if client.role == "chatbot" else "HELPLINE")
     if source in CLIENT_SOURCES:
         _require_role(client, "chatbot", "only a chatbot account closes as WENI")
@@ -194,12 +229,12 @@ def close_chat(client: Caller, session: str, source: str | None) -> Conversation
 # ---- listing -------------------------------------------------------------------------
 
 def _visible_to(client: Caller):
-    """A chatbot account sees the chats it opened; a helpline account, its sites' chats."""
-    if client.role == "chatbot":
-        return Conversation.opened_by == client.name
-    if client.sites is None:
-        return db.true()
-    return Conversation.site.in_(client.sites)
+    """A chatbot account sees the chats of its namespace (every namespace with
+    ``reads_all``), a helpline account every chat; both only at their sites."""
+    sites = db.true() if client.sites is None else Conversation.site.in_(client.sites)
+    if client.role == access.CHATBOT and not client.reads_all:
+        return db.and_(Conversation.namespace == client.namespace, sites)
+    return sites
 
 
 def list_chats(client: Caller, page: int, page_size: int,
@@ -216,17 +251,42 @@ def list_chats(client: Caller, page: int, page_size: int,
     return count, [(message, conversation) for message, conversation in rows]
 
 
-def chat_view(message: Message, conversation: Conversation, can_read_text: bool) -> dict:
-    """A message as the seed's gateway showed a chat."""
+def chat_view(message: Message, conversation: Conversation, client: Caller) -> dict:
+    """A message as the seed's gateway showed a chat, to ``client``.
+
+    The chatbot that opened the chat sees its own ids. Anybody else (a helpline account)
+    sees the session id the helpline knows (ours) and the client's pseudonym, never a
+    contact uuid or phone number, unless the site chose to give its helpline the contact.
+    """
     from_client = message.direction == Direction.TO_HELPLINE
-    contact = conversation.contact_uuid
+    own = client.role == access.CHATBOT and conversation.namespace == client.namespace
+    if own:
+        contact = conversation.contact_uuid or _urn_path(conversation.contact_urn) \
+            or conversation.client_pseudonym
+        session = conversation.external_id
+    else:
+        contact = shown_to_helpline(conversation)
+        session = conversation.id
     return {
         "uuid": message.id,
         "chat_sender": contact if from_client else message.sender,
         "chat_receiver": conversation.site if from_client else contact,
-        "chat_message": message.text if can_read_text else None,
-        "chat_session": conversation.external_id,
+        "chat_message": message.text if client.can_read_text else None,
+        "chat_session": session,
         "chat_source": OUT_SOURCE.get(message.direction, message.direction),
         "status": message.status,
         "created_at": message.created_at,
     }
+
+
+def _urn_path(urn: str | None) -> str | None:
+    return urn.split(":", 1)[-1] if urn else None
+
+
+def shown_to_helpline(conversation: Conversation) -> str:
+    """The client address the site's helpline is given (the pseudonym by default)."""
+    site = protocol.sites().get(conversation.site)
+    if site is not None and (site.helpline or {}).get("address") == "contact":
+        return conversation.contact_uuid or _urn_path(conversation.contact_urn) \
+            or conversation.client_pseudonym
+    return conversation.client_pseudonym

@@ -7,8 +7,8 @@ from flask.views import MethodView
 
 from adapter.api.blueprint import Blueprint, schema_instance
 
-from ... import cases, protocol
-from ...auth import require_client, require_site_access
+from ... import access, cases, protocol
+from ...auth import CHATBOT_OR_HELPLINE, require_client, require_site_access
 from ...chatbot import inbound
 from ...errors import ApiError
 from ...extensions import db
@@ -69,15 +69,8 @@ def _site_result_keys(conversation: Conversation):
     return site.result_keys if site is not None else _result_keys()
 
 
-def _conversation(conversation_id: str) -> Conversation:
-    return _accessible(protocol.find_conversation(conversation_id))
-
-
-def _accessible(conversation: Conversation | None) -> Conversation:
-    if conversation is None:
-        raise ApiError(404, "conversation_not_found", "no such conversation")
-    require_site_access(conversation.site)
-    return conversation
+def _conversation(conversation_id: str, *, write: bool = True) -> Conversation:
+    return access.conversation_for(g.client, conversation_id, write=write)
 
 
 @blp.route("")
@@ -109,7 +102,11 @@ class Conversations(MethodView):
                     # A child at risk is escalated even when the intake is unusable: the
                     # conversation opens, the case does not, and the answer says why.
                     intake_problem = problem
-            conversation, created = protocol.start_conversation(req, site, g.client.name)
+            conversation, created = protocol.start_conversation(req, site, g.client.name,
+                                                                g.client.namespace)
+            # A repeat names a conversation of this client's namespace, perhaps at a site
+            # it may no longer use (or another than the body now routes to).
+            require_site_access(conversation.site)
             out = _dump(ConversationOutSchema, conversation)
             case = cases.case_for_conversation(conversation)
             if case is not None:
@@ -140,8 +137,8 @@ class ClientMessages(MethodView):
             # other keys costs a second lookup, made by accept_client_message).
             guess = inbound.client_message(body, _result_keys(), key)
             found, earlier = protocol.find_conversation_with_message(
-                conversation_id, Direction.TO_HELPLINE, guess.message_id)
-            conversation = _accessible(found)
+                g.client.namespace, conversation_id, Direction.TO_HELPLINE, guess.message_id)
+            conversation = access.check_conversation(g.client, found, write=True)
             msg = inbound.client_message(body, _site_result_keys(conversation), key)
             if not msg.text and not msg.attachments:
                 raise ApiError(400, "invalid_request", "a message needs text or attachments",
@@ -196,7 +193,7 @@ class Acks(MethodView):
 
 @blp.route("/<path:conversation_id>")
 class ConversationDetail(MethodView):
-    @require_client(None)
+    @require_client(CHATBOT_OR_HELPLINE)
     @blp.doc(security=SECURITY)
     @blp.arguments(ConversationQuerySchema, location="query")
     @blp.response(200, ConversationDetailSchema)
@@ -206,7 +203,7 @@ class ConversationDetail(MethodView):
 
         Message text only with `include_text=true`, for clients allowed to read it.
         """
-        conversation = _conversation(conversation_id)
+        conversation = _conversation(conversation_id, write=False)
         if query["include_text"] and not g.client.can_read_text:
             raise ApiError(403, "forbidden", "this client may not read message text")
         out = ConversationDetailSchema().dump(conversation)
