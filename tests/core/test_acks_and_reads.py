@@ -133,9 +133,10 @@ def test_text_needs_a_client_allowed_to_read_it(app, client, auth, conversation_
 
 def test_a_reader_gets_the_text_with_include_text(app, client, conversation_id):
     counsellor_message(app, conversation_id, text="counsellor words")
-    ours = client.get(f"/v1/conversations/{conversation_id}",
-                      headers={"Authorization": f"Token {make_client(app, 'own-reader', namespace='weni')}"}).json["id"]
-    reader = {"Authorization": f"Token {make_client(app, 'auditor', read_text=True, reads_all=True)}"}
+    owner = {"Authorization": f"Token {make_client(app, 'own-reader', namespace='weni')}"}
+    ours = client.get(f"/v1/conversations/{conversation_id}", headers=owner).json["id"]
+    reader_key = make_client(app, "auditor", read_text=True, reads_all=True)
+    reader = {"Authorization": f"Token {reader_key}"}
 
     with_text = client.get(f"/v1/conversations/{ours}?include_text=true", headers=reader)
     without = client.get(f"/v1/conversations/{ours}", headers=reader)

@@ -63,7 +63,8 @@ def test_revoking_an_unknown_client_is_an_error(runner):
 
 def test_a_client_limited_to_another_site_is_403(app, client, auth):
     cid = start(client, auth, {"site": "lb", "conversation_id": "lb-only"})["conversation_id"]
-    uganda = {"Authorization": f"Token {make_client(app, 'ug-bot', sites=['ug'], namespace='weni')}"}
+    uganda_key = make_client(app, "ug-bot", sites=["ug"], namespace="weni")  # same chatbot
+    uganda = {"Authorization": f"Token {uganda_key}"}
     before = counts(app)
 
     error_of(client.post("/v1/conversations", json=default_body(), headers=uganda), 403,

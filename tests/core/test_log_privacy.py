@@ -36,7 +36,8 @@ def _conversation(app, client, auth) -> str:
     for status in ("delivered", "read"):
         assert client.post(f"{url}/acks", headers=auth,
                            json={"message_id": reply, "status": status}).status_code == 200
-    reader = {"Authorization": f"Token {make_client(app, 'reader', read_text=True, namespace='weni')}"}
+    reader_key = make_client(app, "reader", read_text=True, namespace="weni")
+    reader = {"Authorization": f"Token {reader_key}"}
     assert client.get(f"{url}?include_text=true", headers=reader).status_code == 200
     # Refusals that quote what they were sent would leak it.
     assert client.post("/v1/conversations", headers=auth, json={
