@@ -154,24 +154,21 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
                        ) -> tuple[Conversation, bool]:
     """Open a conversation (escalation) in ``namespace``. Returns it and whether it was new.
 
-    The chatbot's conversation id names a conversation of its own namespace (by its id,
-    or by ours): a repeat is the same conversation. An id this adapter gave a
-    conversation of another namespace is refused: it would alias that conversation.
-    Without a conversation id, a contact's open conversation at the site is the same
-    conversation; otherwise a new id is made and returned.
+    The chatbot's conversation id names a conversation of its own namespace: a repeat is
+    the same conversation. An id this adapter issued (ours) is refused unless it is that
+    very conversation's chatbot id: as a new conversation's id it would alias the one we
+    gave it to. Without a conversation id, a contact's open conversation at the site is
+    the same conversation; otherwise a new id is made and returned.
     """
     contact_ref = req.contact_uuid or req.urn
     pseudonym = client_pseudonym(site.code, contact_ref, namespace)
     if req.conversation_id:
         existing = access.by_chatbot_id(namespace, req.conversation_id)
-        if existing is None:
-            ours = db.session.get(Conversation, req.conversation_id)
-            if ours is not None and ours.namespace != namespace:
-                raise ApiError(422, "conversation_id_reserved",
-                               "this conversation_id is one the adapter issued",
-                               {"conversation_id": ["an id this adapter issued to another "
-                                                    "conversation: send the chatbot's own"]})
-            existing = ours
+        if existing is None and db.session.get(Conversation, req.conversation_id) is not None:
+            raise ApiError(422, "conversation_id_reserved",
+                           "this conversation_id is an id the adapter issued",
+                           {"conversation_id": ["an id this adapter issued to a "
+                                                "conversation: send the chatbot's own"]})
     else:
         existing = open_conversation_for_contact(site.code, pseudonym) if contact_ref else None
     if existing is not None:

@@ -177,7 +177,7 @@ def test_other_site_credentials_are_refused_on_every_site_bound_route(app, clien
     """A chatbot client limited to ``ug``, a callback token of site ``lb``, a webhook signed
     with another site's secret: each refused where the conversation, case or site is
     another's."""
-    ug_key = make_client(app, "ug-only", sites=["ug"])
+    ug_key = make_client(app, "ug-only", sites=["ug"], namespace="owner")  # its own chatbot
     other_site_token = token_for(app, site="lb")
     before = world.counts()
     checked = 0

@@ -44,7 +44,8 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
     _counsellor(stack, "assign", session_id=session, counsellor="Amani")
     assert _wait_starts(stack, "assigned") == [{
         "flow": FLOWS["assigned"], "contacts": [CONTACT],
-        "params": {"event": "assigned", "conversation_id": "conv-1", "counsellor": "Amani"},
+        "params": {"event": "assigned", "conversation_id": "conv-1", "session_id": session,
+                   "counsellor": "Amani"},
     }]
 
     _counsellor(stack, "reply", session_id=session, text="I am here. You are safe.",
@@ -53,7 +54,8 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
     our_id = reply["params"]["message_id"]
     assert reply == {
         "flow": FLOWS["message"], "contacts": [CONTACT],
-        "params": {"event": "message", "conversation_id": "conv-1", "counsellor": "Amani",
+        "params": {"event": "message", "conversation_id": "conv-1", "session_id": session,
+                   "counsellor": "Amani",
                    "message_id": our_id, "text": "I am here. You are safe.",
                    "attachments": []},
     }
@@ -63,7 +65,8 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
     _counsellor(stack, "ack", session_id=session, message_id=first_id)
     assert _wait_starts(stack, "delivered") == [{
         "flow": FLOWS["delivered"], "contacts": [CONTACT],
-        "params": {"event": "delivered", "conversation_id": "conv-1", "counsellor": "Amani",
+        "params": {"event": "delivered", "conversation_id": "conv-1", "session_id": session,
+                   "counsellor": "Amani",
                    "message_id": first_id, "chatbot_message_id": "rp-m0",
                    "status": "delivered"},
     }]
@@ -91,7 +94,8 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
     _counsellor(stack, "close", session_id=other)
     assert _wait_starts(stack, "closed") == [{
         "flow": FLOWS["closed"], "contacts": [CONTACT],
-        "params": {"event": "closed", "conversation_id": "conv-2", "counsellor": "Baraka",
+        "params": {"event": "closed", "conversation_id": "conv-2", "session_id": other,
+                   "counsellor": "Baraka",
                    "closed_by": "counsellor", "reason": "resolved"},
     }]
     assert stack.conversation("conv-2")["closed_by"] == "counsellor"
@@ -102,10 +106,11 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
 
 
 def test_no_counsellor_timeout_tells_the_chatbot_once(stack):
-    stack.start("nc-1", text="anyone?", site="nc")
+    session = stack.start("nc-1", text="anyone?", site="nc")["id"]
     assert _wait_starts(stack, "no_counsellor") == [{
         "flow": FLOWS["no_counsellor"], "contacts": [CONTACT],
-        "params": {"event": "no_counsellor", "conversation_id": "nc-1", "counsellor": None,
+        "params": {"event": "no_counsellor", "conversation_id": "nc-1", "session_id": session,
+                   "counsellor": None,
                    "closed": False, "waited_seconds": 1},
     }]
     # Several relay passes later (every 0.3 s) it has still fired only once.

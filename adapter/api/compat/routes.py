@@ -73,7 +73,7 @@ class Chats(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(ChatQuerySchema, location="query")
     @blp.response(200, ChatPageSchema, description="One page, newest first")
-    @errors(blp, 400, 401, 404, 503)
+    @errors(blp, 400, 401, 403, 404, 503)
     def get(self, query):
         """List the caller's chats (messages), newest first, paginated like DRF.
 
