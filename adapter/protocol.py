@@ -413,7 +413,7 @@ def close_from_helpline(conversation: Conversation, reason: str | None, actor: s
 def _event_params(conversation: Conversation) -> dict:
     return {
         "conversation_id": conversation.external_id,
-        "session_id": conversation.id,  # what the helpline knows it by (docs/identity.md)
+        "session_id": conversation.id,  # what the helpline knows it by (docs/security.md)
         "counsellor": conversation.counsellor,
     }
 

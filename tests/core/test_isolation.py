@@ -491,3 +491,26 @@ def test_signed_webhook_callbacks_reach_only_their_own_sites_conversations(world
 
     assert misrouted.status_code == 404  # lb's conversation, named at wh
     assert counts(app) == before
+
+
+# ---- the console: namespaces and roles -----------------------------------------------
+
+def test_a_key_created_in_a_namespace_shares_its_conversations(world):
+    app, client = world
+    started = start(client, key_of(app, "weni"), conversation_id="rotating")
+    runner = app.test_cli_runner()
+
+    created = runner.invoke(args=["clients", "create", "weni-2026", "--namespace", "weni"])
+    monitor = runner.invoke(args=["clients", "create", "prom", "--role", "monitor"])
+    refused = runner.invoke(args=["clients", "create", "hl", "--role", "helpline",
+                                  "--namespace", "weni"])
+    listed = runner.invoke(args=["clients", "list"])
+
+    assert created.exit_code == 0 and "namespace 'weni'" in created.output
+    rotated = {"Authorization": f"Token {created.output.strip().splitlines()[-1]}"}
+    assert client.get("/v1/conversations/rotating", headers=rotated).json["id"] == started["id"]
+    prom = {"Authorization": f"Token {monitor.output.strip().splitlines()[-1]}"}
+    assert client.get("/metrics", headers=prom).status_code == 200
+    assert client.get("/v1/conversations/rotating", headers=prom).status_code == 403
+    assert refused.exit_code == 1 and "--namespace" in refused.output
+    assert "weni-2026\tchatbot\t*\tactive\tnamespace=weni" in listed.output
