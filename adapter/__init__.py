@@ -29,6 +29,7 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     from plugins.manager import helpline_kinds, make_plugin_manager
 
     from . import api as api_package
+    from .cases import check_settings as check_intake_settings
     from .cli import register_cli
     from .config import load_config
     from .database import init_database
@@ -45,7 +46,10 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     kinds = helpline_kinds(pm)
     sites = load_sites(app.config["COUNTRIES_DIR"], kinds, app.config["RESULT_KEYS"])
     for site in sites:
+        # Every table of the file, checked now: a mistake found at request time would
+        # answer a child's escalation with 500.
         problems = [p for batch in pm.hook.validate_site(site=site) for p in (batch or [])]
+        problems += check_intake_settings(site)
         if problems:
             from .sites import SiteConfigError
 

@@ -101,6 +101,36 @@ def test_invalid_webhook_config_fails_start_up_naming_file_and_key(tmp_path, hel
     assert str(path) in str(error.value) and key in str(error.value)
 
 
+@pytest.mark.parametrize(("intake", "key"), [
+    ({"bogus": 1}, "intake.bogus"),
+    ({"required_consent": "share"}, "intake.required_consent"),
+])
+def test_an_invalid_intake_table_fails_start_up_naming_file_and_key(tmp_path, intake, key):
+    path = write_site(tmp_path, "ke", name="Kenya", plugin="webhook", intake=intake,
+                      helpline={"url": "http://h/hook", "secret": "whsec_c2VjcmV0"})
+    with pytest.raises(SiteConfigError) as error:
+        create_app({"COUNTRIES_DIR": str(tmp_path), "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                    "SECRET_KEY": "x"})
+    assert str(path) in str(error.value) and key in str(error.value)
+
+
+def test_sites_check_refuses_an_invalid_intake_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    write_site(tmp_path, "ke", name="Kenya", plugin="webhook", intake={"bogus": 1},
+               helpline={"url": "http://h/hook", "secret": "whsec_c2VjcmV0"})
+    script = Path(sys.executable).parent / "helpline-adapter"
+    result = subprocess.run([str(script), "sites", "check"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "ADAPTER_COUNTRIES_DIR": str(tmp_path),
+                                              "ADAPTER_DATABASE_URL": "sqlite://",
+                                              "ADAPTER_SECRET_KEY": "x"})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0
+    assert len(lines) == 1 and "intake.bogus" in lines[0], result.stderr
+
+
 def test_unknown_plugin_names_the_file_and_the_plugin_key(tmp_path):
     path = write_site(tmp_path, "xx", name="X", plugin="carrier-pigeon", helpline={})
     with pytest.raises(SiteConfigError, match="plugin: unknown helpline kind") as error:
