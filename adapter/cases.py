@@ -18,6 +18,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from .audit import audit
 from .errors import ApiError
 from .extensions import db
 from .models import Case, Conversation, new_id
@@ -284,8 +285,6 @@ def open_case(site: Site, intake: Mapping[str, Any], *, actor: str, namespace: s
     The case has its own delivery lane: a helpline slow to create cases never holds
     up the messages of the conversation it came with.
     """
-    from .protocol import audit
-
     if conversation is not None:
         # Without an ORM relationship the flush does not order the two inserts: the
         # conversation's row must exist before the case's foreign key names it.

@@ -115,9 +115,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def _database_down(error: Exception):
         log.error("database.unavailable", extra={"error_type": type(error).__name__})
-        from .extensions import db
-
-        db.session.rollback()
+        # Flask-SQLAlchemy's own handle: this module is below the extensions module.
+        app.extensions["sqlalchemy"].session.rollback()
         err = unavailable(app.config)
         return error_response(err.status, err.code, err.message, headers=err.headers)
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from . import access
+from .audit import audit
 from .errors import ApiError
 from .extensions import db
 from .models import (
-    AuditEvent,
     Conversation,
     ConversationState,
     Direction,
@@ -65,22 +65,6 @@ def site_of(conversation: Conversation) -> Site:
     if site is None:
         raise ApiError(422, "site_unavailable", f"site {conversation.site!r} is not configured")
     return site
-
-
-def audit(actor: str, action: str, *, conversation: Conversation | None = None,
-          case_id: str | None = None, from_state: str | None = None,
-          to_state: str | None = None, **detail) -> None:
-    db.session.add(
-        AuditEvent(
-            conversation_id=conversation.id if conversation is not None else None,
-            case_id=case_id,
-            actor=actor,
-            action=action,
-            from_state=from_state,
-            to_state=to_state,
-            detail=detail or None,
-        )
-    )
 
 
 def _set_state(conversation: Conversation, state: str, actor: str, action: str, **detail) -> None:

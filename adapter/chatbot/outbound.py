@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from plugins.http import check_response, retry_after_seconds, transport_errors_retryable
 from plugins.types import DeliveryFailure, SendResult
 
+from ..delivery.pacing import NotYet
 from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message
 from ..queueing import pacer_for
@@ -65,7 +66,6 @@ def prepare_chatbot_call(app: Flask, site: Site, delivery: Delivery,
                          http) -> Callable[[], SendResult]:
     """Everything that reads the database or paces, done now; the returned call only
     talks HTTP, so a worker may run several at once in threads."""
-    from ..delivery.performers import NotYet
 
     rapidpro = site.rapidpro
     if rapidpro is None:

@@ -24,9 +24,9 @@ from plugins.types import DeliveryFailure
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, utcnow
 from .backoff import next_delay
+from .pacing import NotYet
 from .performers import (
     SEQUENTIAL_ACTIONS,
-    NotYet,
     forget_preloaded,
     preload,
     prepare,

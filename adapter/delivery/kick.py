@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 FLAG_TTL = 60  # a flag orphaned by a lost queue only delays until the relay's next pass
 
 
+#: The job, named rather than imported: the job module kicks, and names break the loop.
+DRAIN_JOB = "adapter.delivery.jobs.drain"
+
+
 def flag_key(app: Flask) -> str:
     return f"helpline-adapter:drain-queued:{app.config['DELIVERY_QUEUE']}"
 
@@ -30,19 +34,17 @@ def kick(app: Flask, delay: float = 0.0, *, repair: bool = False) -> bool:
     empty, that job was lost — dequeued by a worker killed before it started — and the
     flag would silence every kick until it expires; queue one anyway (a spare is harmless).
     """
-    from .jobs import drain
-
     try:
         queue = queue_for(app)
         if delay > 0:
             from datetime import timedelta
 
-            queue.enqueue_in(timedelta(seconds=delay), drain, result_ttl=0,
+            queue.enqueue_in(timedelta(seconds=delay), DRAIN_JOB, result_ttl=0,
                              failure_ttl=24 * 3600, job_timeout=_job_timeout(app))
             return True
         if redis_for(app).set(flag_key(app), "1", nx=True, ex=FLAG_TTL) or (
                 repair and queue.count == 0):
-            queue.enqueue(drain, result_ttl=0, failure_ttl=24 * 3600,
+            queue.enqueue(DRAIN_JOB, result_ttl=0, failure_ttl=24 * 3600,
                           job_timeout=_job_timeout(app))
         return True
     except RedisError as exc:

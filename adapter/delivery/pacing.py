@@ -10,6 +10,14 @@ import time
 
 from redis import Redis
 
+
+class NotYet(Exception):
+    """Not an attempt: the delivery must wait (pacing). It is released unchanged."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
 _GCRA = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])

@@ -9,18 +9,11 @@ from flask import Flask
 from plugins.types import CaseProgress, DeliveryFailure, SendResult
 
 from .. import protocol
+from ..audit import audit
 from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message
 from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
 from .http import session_for
-
-
-class NotYet(Exception):
-    """Not an attempt: the delivery must wait (pacing). It is released unchanged."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
 
 
 def _state(app: Flask):
@@ -169,7 +162,7 @@ def _case_created(delivery: Delivery, progress: CaseProgress) -> None:
     case.status = "created"
     case.helpline_reference = progress.reference
     delivery.progress = {"steps": dict(progress.steps), "reference": progress.reference}
-    protocol.audit("system", "case_created", case_id=case.id, reference=progress.reference)
+    audit("system", "case_created", case_id=case.id, reference=progress.reference)
     _case_event(case, "case_created")
 
 
@@ -179,7 +172,7 @@ def _case_failed(delivery: Delivery, reason: str) -> None:
         return
     case.status = "failed"
     case.failure_reason = reason[:200]
-    protocol.audit("system", "case_failed", case_id=case.id)
+    audit("system", "case_failed", case_id=case.id)
     _case_event(case, "case_failed")
 
 
