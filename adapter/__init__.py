@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from flask import Flask
 
 from plugins import hookimpl
 
 __all__ = ["create_app", "hookimpl"]
-
-
-@dataclass
-class AdapterState:
-    """What the app factory builds once and every request or job reads."""
-
-    pm: Any
-    kinds: dict
-    sites: Any
-    redis: Any = None
-    pacers: dict = field(default_factory=dict)  # Redis key prefix → Pacer
-    callers: Any = None  # adapter.callers.CallerCache, made on first request
 
 
 def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
@@ -37,6 +22,7 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     from .logs import configure_logging
     from .requests_log import init_request_logging
     from .sites import load_sites
+    from .state import EXTENSION, AdapterState
 
     app = Flask(__name__, instance_relative_config=True)
     load_config(app, config)
@@ -54,7 +40,7 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
             from .sites import SiteConfigError
 
             raise SiteConfigError(f"{site.source}: " + "; ".join(problems))
-    app.extensions["helpline_adapter"] = AdapterState(pm=pm, kinds=kinds, sites=sites)
+    app.extensions[EXTENSION] = AdapterState(pm=pm, kinds=kinds, sites=sites)
 
     init_database(app)
     register_error_handlers(app)

@@ -35,6 +35,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from .queueing import redis_for
+from .state import state_of
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def signal_channel(app: Flask) -> str:
 
 
 def cache_for(app: Flask) -> CallerCache:
-    state = app.extensions["helpline_adapter"]
+    state = state_of(app)
     if state.callers is None:
         state.callers = CallerCache(app)
     return state.callers

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from flask import current_app
-
 from . import access
 from .audit import audit
 from .errors import ApiError
@@ -28,6 +26,7 @@ from .models import (
 from .outbox import HELPLINE, add_chatbot_event, add_delivery, insert_with_delivery, new_delivery
 from .pseudonyms import client_pseudonym
 from .sites import Site
+from .state import state_of
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class ClientMessage:
 
 
 def sites():
-    return current_app.extensions["helpline_adapter"].sites
+    return state_of().sites
 
 
 def site_of(conversation: Conversation) -> Site:
@@ -272,7 +271,7 @@ def acknowledge_from_chatbot(conversation: Conversation, message_ref: str, statu
     if _advance_status(message, status):
         audit(actor, "ack", conversation=conversation, message_id=message.id, status=status)
         site = site_of(conversation)
-        kinds = current_app.extensions["helpline_adapter"].kinds
+        kinds = state_of().kinds
         kind = kinds.get(site.plugin)
         if kind is not None and getattr(kind, "supports_acks", False):
             add_delivery(site=site.code, target=HELPLINE, action="ack",

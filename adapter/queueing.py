@@ -7,6 +7,8 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 
+from .state import state_of
+
 
 class NoRedisUrl(RedisConnectionError):
     """No ``REDIS_URL`` here (a command run beside ``serve``'s embedded Redis): to its
@@ -14,7 +16,7 @@ class NoRedisUrl(RedisConnectionError):
 
 
 def redis_for(app: Flask) -> Redis:
-    state = app.extensions["helpline_adapter"]
+    state = state_of(app)
     if state.redis is None:
         url = app.config.get("REDIS_URL")
         if not url:
@@ -29,7 +31,7 @@ def pacer_for(app: Flask, prefix: str):
     registered once, not on every request or delivery."""
     from .delivery.pacing import Pacer
 
-    pacers = app.extensions["helpline_adapter"].pacers
+    pacers = state_of(app).pacers
     if prefix not in pacers:
         pacers[prefix] = Pacer(redis_for(app), prefix=prefix)
     return pacers[prefix]

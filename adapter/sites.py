@@ -77,10 +77,6 @@ class Site:
     source: str
     missing_secrets: tuple[str, ...] = ()
 
-    @property
-    def kind(self) -> str:
-        return self.plugin
-
 
 # ---- file schema -------------------------------------------------------------------
 

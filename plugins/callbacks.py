@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 
 from adapter import protocol
 from adapter.errors import ApiError
 from adapter.sites import Site
+from adapter.state import state_of
 
 from .types import (
     Acknowledgement,
@@ -31,7 +32,7 @@ ACK_STATUSES = ("delivered", "read", "failed")
 
 def site_of_kind(code: str, kind: str) -> Site:
     """The site a callback URL names; 404 if unknown or served by another plugin."""
-    site = current_app.extensions["helpline_adapter"].sites.get(code)
+    site = state_of().sites.get(code)
     if site is None or site.plugin != kind:
         raise ApiError(404, "site_not_found", f"no {kind} site {code!r}")
     return site
@@ -39,7 +40,7 @@ def site_of_kind(code: str, kind: str) -> Site:
 
 def parse_events(site: Site, action: str, payload: dict[str, Any]) -> list[HelplineEvent]:
     """Ask the plugins to turn a callback into events (a third party may override parsing)."""
-    pm = current_app.extensions["helpline_adapter"].pm
+    pm = state_of().pm
     events = pm.hook.helpline_events_from_callback(
         site=site, action=action, payload=payload, headers=dict(request.headers))
     if events is None:

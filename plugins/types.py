@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from marshmallow import Schema
 
@@ -106,5 +105,3 @@ class CheckResult:
     ok: bool
     detail: str
 
-
-JSONDict = dict[str, Any]

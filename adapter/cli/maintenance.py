@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 
 from ..extensions import db
 from ..models import Case, Conversation, IdempotencyRecord, Message, utcnow
+from ..state import state_of
 
 
 @click.command("purge")
@@ -17,7 +18,7 @@ def purge(dry_run: bool) -> None:
     """Erase message text, intake and URNs older than each site's retention_days."""
     now = utcnow()
     total_messages = total_cases = 0
-    for site in current_app.extensions["helpline_adapter"].sites:
+    for site in state_of().sites:
         cutoff = now - timedelta(days=site.policies.retention_days)
         conversations = db.select(Conversation.id).where(Conversation.site == site.code)
         messages = db.select(Message).where(

@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from ..delivery.http import session_for
+from ..state import state_of
 
 group = AppGroup("sites", help="List and check the configured helpline sites.")
 
@@ -14,7 +15,7 @@ group = AppGroup("sites", help="List and check the configured helpline sites.")
 @group.command("list")
 def list_sites() -> None:
     """List sites: code, name, plugin, routing, file (never secrets)."""
-    sites = list(current_app.extensions["helpline_adapter"].sites)
+    sites = list(state_of().sites)
     if not sites:
         click.echo("no sites")
     for site in sites:
@@ -27,7 +28,7 @@ def list_sites() -> None:
 @click.argument("code", required=False)
 def check(code: str | None) -> None:
     """Check SITE (or all): config valid, secrets present, helpline reachable, login accepted."""
-    state = current_app.extensions["helpline_adapter"]
+    state = state_of()
     sites = [state.sites.get(code)] if code else list(state.sites)
     if code and sites[0] is None:
         raise click.ClickException(f"no site {code!r}")

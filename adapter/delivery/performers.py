@@ -13,11 +13,12 @@ from ..audit import audit
 from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message
 from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
+from ..state import state_of
 from .http import session_for
 
 
 def _state(app: Flask):
-    return app.extensions["helpline_adapter"]
+    return state_of(app)
 
 
 #: Actions whose call touches the database (case steps commit their progress): these

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import protocol
 from ..extensions import db
 from ..models import Conversation, ConversationState, utcnow
+from ..state import state_of
 from . import engine
 from .kick import kick
 from .recovery import probe_failing_sites
@@ -34,7 +35,7 @@ def check_assignment_timeouts(app: Flask) -> int:
     """Conversations nobody took in time: the chatbot hears ``no_counsellor``, once."""
     count = 0
     now = utcnow()
-    for site in app.extensions["helpline_adapter"].sites:
+    for site in state_of(app).sites:
         cutoff = now - timedelta(seconds=site.policies.assignment_timeout)
         stale = db.session.execute(
             db.select(Conversation)

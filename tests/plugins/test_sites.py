@@ -9,6 +9,7 @@ import pytest
 
 from adapter import create_app
 from adapter.sites import SiteConfigError, load_sites
+from adapter.state import state_of
 from plugins.manager import helpline_kinds, make_plugin_manager
 from tests.support.sites import write_site
 
@@ -158,7 +159,7 @@ def test_countries_folder_from_the_environment(tmp_path, monkeypatch, openchs_en
     openchs_site(tmp_path, "zz", "http://127.0.0.1:9/api/")
     monkeypatch.setenv("ADAPTER_COUNTRIES_DIR", str(tmp_path))
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "x"})
-    assert [s.code for s in app.extensions["helpline_adapter"].sites] == ["zz"]
+    assert [s.code for s in state_of(app).sites] == ["zz"]
 
 
 def test_sites_list_shows_sites_without_secrets(app_factory, tmp_path, openchs_env):

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 from adapter.delivery.engine import drain
 from adapter.extensions import db
 from adapter.models import Conversation, Direction, Message
+from adapter.state import state_of
 from plugins.webhook.signing import encode, signed_headers
 from tests.conftest import make_client
 from tests.support.sites import write_site
@@ -168,7 +169,7 @@ def test_acknowledgement_names_the_helpline_message_and_is_signed(world, receive
     session_id = start(client, auth)
     post_event(client, {"type": "message.created", "data": {
         "session_id": session_id, "message_id": "h-42", "text": "hi"}})
-    state = app.extensions["helpline_adapter"]
+    state = state_of(app)
     with app.app_context(), requests.Session() as http:
         conversation = db.session.get(Conversation, session_id)
         reply = db.session.execute(db.select(Message).where(

@@ -1,0 +1,38 @@
+"""What the app factory builds once per app, and the one way to reach it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+
+if TYPE_CHECKING:
+    import pluggy
+    from redis import Redis
+
+    from plugins.types import HelplineKind
+
+    from .callers import CallerCache
+    from .delivery.pacing import Pacer
+    from .sites import SiteRegistry
+
+EXTENSION = "helpline_adapter"
+
+
+@dataclass
+class AdapterState:
+    """What every request, job and command of one app reads."""
+
+    pm: pluggy.PluginManager
+    kinds: dict[str, HelplineKind]
+    sites: SiteRegistry
+    redis: Redis | None = None  # made on first use (adapter.queueing)
+    pacers: dict[str, Pacer] = field(default_factory=dict)  # Redis key prefix → Pacer
+    callers: CallerCache | None = None  # made on first request
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def state_of(app: Flask | None = None) -> AdapterState:
+    """The state of ``app``, or of the current app."""
+    return (app or current_app).extensions[EXTENSION]
