@@ -17,4 +17,7 @@ max_requests = 10000  # recycle workers now and then: bounded memory
 max_requests_jitter = 1000
 accesslog = None  # the app logs each request itself, with ids only
 errorlog = "-"
+# Trusted for the scheme (X-Forwarded-Proto) only: gunicorn keeps REMOTE_ADDR the
+# socket's peer. Behind a proxy, set ADAPTER_PROXY_FIX_X_FOR (or --proxy-protocol) so the
+# login limits see the client's address, not the proxy's.
 forwarded_allow_ips = os.environ.get("ADAPTER_FORWARDED_ALLOW_IPS", "127.0.0.1")

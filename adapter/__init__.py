@@ -26,6 +26,13 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
 
     app = Flask(__name__, instance_relative_config=True)
     load_config(app, config)
+    if int(app.config["PROXY_FIX_X_FOR"]) > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The address only: the scheme is gunicorn's (forwarded_allow_ips), the path
+        # prefix SCRIPT_NAME's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]),
+                                x_proto=0)
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     pm = make_plugin_manager(plugins)

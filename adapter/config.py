@@ -49,6 +49,13 @@ class DefaultConfig:
     RATE_LIMIT_PER_MINUTE = 1200  # per API client; 0 turns it off
     RATE_LIMIT_BURST = 200
     API_TOKEN_TTL_SECONDS = 24 * 3600  # OpenCHS-compatible tokens
+    # Failed password logins (adapter.login_limits), per window; 0 turns a limit off.
+    LOGIN_FAILURES_PER_ACCOUNT = 10
+    LOGIN_FAILURES_PER_ADDRESS = 30
+    LOGIN_WINDOW_SECONDS = 900
+    # Proxies in front that append X-Forwarded-For: werkzeug's ProxyFix then makes the
+    # client's address request.remote_addr (the login limits key on it). 0: no proxy.
+    PROXY_FIX_X_FOR = 0
     # How long a process may remember who a credential belongs to; a revocation is
     # seen at once through Redis (adapter.callers), this bounds everything else. 0: off.
     CREDENTIAL_CACHE_SECONDS = 30

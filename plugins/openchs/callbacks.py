@@ -15,7 +15,7 @@ from flask import request
 from flask.views import MethodView
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from adapter import protocol
+from adapter import login_limits, protocol
 from adapter.api.blueprint import Blueprint
 from adapter.api.docs import errors
 from adapter.auth import credential_from_header, issue_token, site_token_valid, unauthorized
@@ -134,18 +134,25 @@ def _handle(code: str, action: str, payload: dict):
 class CallbackToken(MethodView):
     @blp.arguments(OpenCHSTokenInSchema)
     @blp.response(200, OpenCHSTokenOutSchema, description="A time-bound callback token")
-    @errors(blp, 400, 401, 404, 415)
+    @errors(blp, 400, 401, 404, 415, 429)
     def post(self, body, site):
-        """Log in as the site's helpline: its callback username and password → a token."""
+        """Log in as the site's helpline: its callback username and password → a token.
+
+        Failed logins are limited per site and per address: past a limit, `429
+        too_many_logins` with `Retry-After`, even for the right password.
+        """
         found = site_of_kind(site, KIND)
-        expected_user = found.helpline.get("callback_username") or ""
-        expected_password = found.helpline.get("callback_password") or ""
-        user_ok = hmac.compare_digest(body["username"].encode(), expected_user.encode())
-        password_ok = hmac.compare_digest(body["password"].encode(), expected_password.encode())
-        if not (expected_user and expected_password and user_ok and password_ok):
-            raise unauthorized("wrong callback username or password")
-        token = issue_token(site=found.code, ttl=found.helpline["callback_token_ttl"])
-        commit()
+        with login_limits.attempt("site", found.code, log_account=True) as attempt:
+            expected_user = found.helpline.get("callback_username") or ""
+            expected_password = found.helpline.get("callback_password") or ""
+            user_ok = hmac.compare_digest(body["username"].encode(), expected_user.encode())
+            password_ok = hmac.compare_digest(body["password"].encode(),
+                                              expected_password.encode())
+            if not (expected_user and expected_password and user_ok and password_ok):
+                attempt.failed()
+                raise unauthorized("wrong callback username or password")
+            token = issue_token(site=found.code, ttl=found.helpline["callback_token_ttl"])
+            commit()
         return {"token": token}
 
 

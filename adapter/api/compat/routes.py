@@ -59,9 +59,14 @@ blp = CompatBlueprint(
 class Token(MethodView):
     @blp.arguments(ChatTokenRequestSchema)
     @blp.response(200, ChatTokenSchema, description="A new time-bound token")
-    @errors(blp, 400, 401, 413, 503)
+    @errors(blp, 400, 401, 413, 429, 503)
     def post(self, body):
-        """Log in: exchange an account's username and password for a time-bound token."""
+        """Log in: exchange an account's username and password for a time-bound token.
+
+        Failed logins are limited per account and per address (`LOGIN_FAILURES_PER_*`
+        per `LOGIN_WINDOW_SECONDS`): past a limit, `429 too_many_logins` with
+        `Retry-After`, even for the right password, until the window has passed.
+        """
         token, expires_at = service.login(body["username"], body["password"])
         commit()
         return {"token": token, "expires_at": expires_at}

@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import current_app
 
-from ... import access, protocol
+from ... import access, login_limits, protocol
 from ...auth import issue_token, password_matches, token_ttl
 from ...callers import Caller
 from ...errors import ApiError
@@ -37,20 +37,28 @@ OUT_SOURCE = {Direction.TO_HELPLINE: "WENI", Direction.TO_CLIENT: "HELPLINE"}
 # ---- tokens --------------------------------------------------------------------------
 
 def login(username: str, password: str) -> tuple[str, datetime]:
-    """A new time-bound token for an account's password (the caller commits)."""
-    client = db.session.execute(
-        db.select(ApiClient).where(ApiClient.name == username)
-    ).scalar_one_or_none()
-    usable = client is not None and client.revoked_at is None
-    # Always check a hash, so an unknown or revoked account takes as long as a real one.
-    if not password_matches(client.password_hash if usable else None, password) or not usable:
-        raise ApiError(401, "invalid_credentials", "unable to log in with these credentials",
-                       {"non_field_errors": ["Unable to log in with provided credentials."]},
-                       headers={"WWW-Authenticate": "Token"})
-    ttl = token_ttl()
-    token = issue_token(client=client, ttl=ttl)
-    log.info("compat.token_issued", extra={"client": client.name})
-    return token, utcnow() + timedelta(seconds=ttl)
+    """A new time-bound token for an account's password (the caller commits).
+
+    Failed logins are limited per account name and per address before any hash is
+    checked (:mod:`adapter.login_limits`): past the limit, 429 even for the right password.
+    """
+    with login_limits.attempt("client", username) as attempt:
+        client = db.session.execute(
+            db.select(ApiClient).where(ApiClient.name == username)
+        ).scalar_one_or_none()
+        usable = client is not None and client.revoked_at is None
+        # Always check a hash, so an unknown or revoked account takes as long as a real one.
+        if not password_matches(client.password_hash if usable else None, password) \
+                or not usable:
+            attempt.failed()
+            raise ApiError(401, "invalid_credentials",
+                           "unable to log in with these credentials",
+                           {"non_field_errors": ["Unable to log in with provided credentials."]},
+                           headers={"WWW-Authenticate": "Token"})
+        ttl = token_ttl()
+        token = issue_token(client=client, ttl=ttl)
+        log.info("compat.token_issued", extra={"client": client.name})
+        return token, utcnow() + timedelta(seconds=ttl)
 
 
 # ---- deduplication -------------------------------------------------------------------
