@@ -125,7 +125,7 @@ def resolve(site: Site, ref: ConversationRef) -> Conversation:
         .where(Conversation.site == site.code,
                Conversation.state.in_(ConversationState.OPEN),
                (Conversation.contact_uuid == address)
-               | (Conversation.contact_urn.like(f"%:{address}")))
+               | Conversation.contact_urn.endswith(f":{address}", autoescape=True))
         .order_by(Conversation.created_at.desc()).limit(10)
     ).scalars().all()
     if not found:
