@@ -21,6 +21,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from .audit import audit
 from .errors import ApiError
 from .extensions import db
+from .idempotency import key_as_id
 from .models import Case, Conversation, new_id
 from .outbox import HELPLINE, add_delivery
 from .pseudonyms import client_pseudonym
@@ -246,9 +247,16 @@ def _named_errors(messages: Mapping[str, Any], sources: Mapping[str, str]) -> di
     return named
 
 
+#: ``cases.external_id``.
+MAX_CASE_ID_LENGTH = 200
+
+
 def chatbot_case_id(body: Mapping[str, Any], site: Site | None,
                     idempotency_key: str | None) -> str | None:
-    """The chatbot's id for the case: explicit, a results key, the run, the Idempotency-Key."""
+    """The chatbot's id for the case: explicit, a results key, the run, the Idempotency-Key.
+
+    One read from ``results`` longer than its column is a 400 naming it; a long
+    Idempotency-Key becomes its stable digest."""
     if body.get("case_id"):
         return str(body["case_id"])
     results = body.get("results") or {}
@@ -256,8 +264,17 @@ def chatbot_case_id(body: Mapping[str, Any], site: Site | None,
     for key in keys:
         value = _result(results, key, True)
         if value not in (None, ""):
-            return str(value)
-    return (body.get("run") or {}).get("uuid") or idempotency_key
+            text = str(value)
+            if len(text) > MAX_CASE_ID_LENGTH:
+                where = f"results.{key}.value" if isinstance(results.get(key), Mapping) \
+                    else f"results.{key}"
+                raise ApiError(400, "invalid_request", f"invalid fields: {where}",
+                               {where: [f"at most {MAX_CASE_ID_LENGTH} characters"]})
+            return text
+    run_uuid = (body.get("run") or {}).get("uuid")
+    if run_uuid:
+        return run_uuid
+    return key_as_id(idempotency_key) if idempotency_key else None
 
 
 # ---- opening and finding cases -------------------------------------------------------

@@ -1,13 +1,27 @@
-"""One JSON error shape for every failure: ``{"code", "message", "errors"}``."""
+"""One JSON error shape for every failure: ``{"code", "message", "errors"}``.
+
+A database failure is a 503 with ``Retry-After`` only when the database cannot serve
+now (no connection, a timeout, a lock, a read-only failover): trying again later may
+succeed. A failure the request itself caused (a value too long for its column, a
+character it cannot store) would fail the same way for ever, so telling the caller to
+retry would have it retry for ever: that is our bug, answered 500 and logged, ids only.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, g, jsonify
 from marshmallow import Schema, fields
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -75,8 +89,55 @@ def unavailable(app_config) -> ApiError:
     )
 
 
+#: SQLSTATE classes that say the server cannot serve now: connection exception,
+#: insufficient resources, operator intervention (shutdown, statement timeout), system error.
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+#: And single states: a read-only transaction (a standby after failover), an idle or
+#: transaction timeout, a serialization failure or deadlock, a lock not available.
+UNAVAILABLE_SQLSTATES = frozenset({"25006", "25P03", "25P04", "40001", "40P01", "55P03"})
+#: Classes that say the request is wrong, whatever exception class the driver chose:
+#: data exception, integrity violation, syntax or access rule, program limit exceeded.
+REQUEST_SQLSTATE_CLASSES = frozenset({"22", "23", "42", "54"})
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    orig = getattr(error, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) and len(state) == 5 else None
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether a database error means "down, try again later" (503) rather than a bug."""
+    if isinstance(error, DisconnectionError | PoolTimeoutError):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    state = _sqlstate(error)
+    if state is not None:
+        if state in UNAVAILABLE_SQLSTATES or state[:2] in UNAVAILABLE_SQLSTATE_CLASSES:
+            return True
+        if state[:2] in REQUEST_SQLSTATE_CLASSES:
+            return False
+    # SQLite's "database is locked", "unable to open database file"; a driver's lost
+    # connection without a SQLSTATE.
+    return isinstance(error, OperationalError | InterfaceError)
+
+
+def _rollback() -> None:
+    try:
+        # Flask-SQLAlchemy's own handle: this module is below the extensions module.
+        current_app.extensions["sqlalchemy"].session.rollback()
+    except Exception:  # the connection is gone: the session is discarded at teardown
+        log.warning("database.rollback_failed")
+
+
 def _field_errors(error: HTTPException) -> dict:
-    """webargs puts validation messages under the location (``json``): lift them out."""
+    """webargs puts validation messages under the location (``json``): lift them out, as
+    dotted paths (``contact.urn``, ``attachments.0``) like every other error names fields."""
+    from .api.fields import flatten_errors
+
     data = getattr(error, "data", None) or {}
     messages = data.get("messages") or {}
     if set(messages) <= {"json", "query", "headers", "path", "view_args", "form"}:
@@ -84,8 +145,8 @@ def _field_errors(error: HTTPException) -> dict:
         for value in messages.values():
             if isinstance(value, dict):
                 merged.update(value)
-        return merged
-    return messages
+        return flatten_errors(merged)
+    return flatten_errors(messages)
 
 
 def render_http_exception(error: HTTPException):
@@ -111,14 +172,20 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(error: ApiError):
         return error_response(error.status, error.code, error.message, error.errors, error.headers)
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(DBAPIError)
-    def _database_down(error: Exception):
-        log.error("database.unavailable", extra={"error_type": type(error).__name__})
-        # Flask-SQLAlchemy's own handle: this module is below the extensions module.
-        app.extensions["sqlalchemy"].session.rollback()
-        err = unavailable(app.config)
-        return error_response(err.status, err.code, err.message, headers=err.headers)
+    @app.errorhandler(SQLAlchemyError)
+    def _database_error(error: SQLAlchemyError):
+        _rollback()
+        if database_unavailable(error):
+            log.error("database.unavailable", extra={"error_type": type(error).__name__})
+            err = unavailable(app.config)
+            return error_response(err.status, err.code, err.message, headers=err.headers)
+        # What reached the database should never have: a validation is missing. The
+        # type, SQLSTATE and stack say where; the message (it may quote data) stays out.
+        log.error("database.refused_request", extra={
+            "error_type": type(error).__name__,
+            "reason": _sqlstate(error) if isinstance(error, DBAPIError) else None,
+            "request_id": g.get("request_id")}, exc_info=error)
+        return error_response(500, "internal_error", "internal error")
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
@@ -126,5 +193,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        log.exception("request.failed", extra={"error_type": type(error).__name__})
+        # A UnicodeEncodeError or ValueError from the driver lands here too: a 500, and
+        # the session is rolled back like after any database error.
+        _rollback()
+        log.exception("request.failed", extra={"error_type": type(error).__name__,
+                                                "request_id": g.get("request_id")})
         return error_response(500, "internal_error", "internal error")

@@ -15,17 +15,35 @@ from .models import IdempotencyRecord
 from .transactions import commit
 
 HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+#: The ``idempotency_records.key`` column.
+MAX_KEY_LENGTH = 255
+#: Ids made from a key (a conversation or message id without one of its own) go in
+#: 200-character columns (``external_id``, ``sender_message_id``).
+MAX_ID_LENGTH = 200
 
 
 def idempotency_key() -> str | None:
+    """The request's ``Idempotency-Key`` (or ``X-Idempotency-Key``): printable ASCII, at most
+    255 characters, else a 400 naming the header."""
     for name in HEADERS:
         value = request.headers.get(name, "").strip()
         if value:
-            if len(value) > 255:
-                raise ApiError(400, "invalid_request", "Idempotency-Key is too long",
-                               {"Idempotency-Key": ["at most 255 characters"]})
+            if len(value) > MAX_KEY_LENGTH:
+                raise ApiError(400, "invalid_request", f"{name} is too long",
+                               {name: [f"at most {MAX_KEY_LENGTH} characters"]})
+            if not (value.isascii() and value.isprintable()):
+                raise ApiError(400, "invalid_request", f"{name} is not printable ASCII",
+                               {name: ["printable ASCII characters only"]})
             return value
     return None
+
+
+def key_as_id(key: str) -> str:
+    """An Idempotency-Key used as an id: itself when it fits an id column, else a stable
+    digest of it (the same key, the same id, on every retry)."""
+    if len(key) <= MAX_ID_LENGTH:
+        return key
+    return "idem:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _fingerprint() -> str:

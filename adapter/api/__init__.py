@@ -7,6 +7,7 @@ from werkzeug.exceptions import BadRequest
 
 from ..errors import ApiError, ErrorSchema
 from ..extensions import api
+from .fields import storable
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 #: Blueprints whose callers send JSON without saying so (the seed's own curl examples
@@ -36,6 +37,15 @@ def guard_json_body() -> None:
                        {"body": ["must be a JSON object"]})
 
 
+def guard_path_arguments() -> None:
+    """A conversation, case or site id in the path with a character no column can hold
+    (``%00``) names nothing that exists: 404, before it reaches a query the database
+    would refuse."""
+    for value in (request.view_args or {}).values():
+        if isinstance(value, str) and not storable(value):
+            raise ApiError(404, "not_found", "no such resource")
+
+
 def init_app(app: Flask) -> None:
     from . import health, metrics
     from .cases.routes import blp as cases_blp
@@ -52,6 +62,7 @@ def init_app(app: Flask) -> None:
         {"type": "apiKey", "in": "header", "name": "Authorization",
          "description": "`Token <key>` (or `Bearer <key>`)"},
     )
+    app.before_request(guard_path_arguments)
     app.before_request(guard_json_body)
     api.register_blueprint(health.blp)
     api.register_blueprint(metrics.blp)

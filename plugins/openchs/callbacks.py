@@ -13,11 +13,12 @@ import hmac
 
 from flask import request
 from flask.views import MethodView
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from adapter import login_limits, protocol
 from adapter.api.blueprint import Blueprint
 from adapter.api.docs import errors
+from adapter.api.fields import ATTACHMENT_MAX_LENGTH, parse_attachment
 from adapter.auth import credential_from_header, issue_token, site_token_valid, unauthorized
 from adapter.errors import ApiError
 from adapter.extensions import db
@@ -29,6 +30,7 @@ from plugins.callbacks import ACK_STATUSES, apply_events, parse_events, site_of_
 from plugins.types import ConversationRef
 
 from .config import KIND
+from .wire import MEDIA_TYPES
 
 blp = Blueprint("openchs_callbacks", __name__,
                 description="Callbacks from an OpenCHS helpline (per site)")
@@ -44,38 +46,59 @@ class _Lenient(Schema):
 
 
 class OpenCHSTokenInSchema(_Lenient):
-    username = fields.String(required=True)
-    password = fields.String(required=True)
+    username = fields.String(required=True, validate=validate.Length(max=255))
+    password = fields.String(required=True, validate=validate.Length(max=1024))
 
 
 class OpenCHSTokenOutSchema(Schema):
     token = fields.String(required=True)
 
 
+#: Bounds from the columns each value is stored in or looked up by (adapter.models).
+SESSION_ID = validate.Length(max=200)  # conversations.id / external_id
+MESSAGE_ID = validate.Length(max=200)  # messages.sender_message_id
+COUNSELLOR = validate.Length(max=120)  # conversations.counsellor, messages.sender
+RECIPIENT = validate.Length(max=255)  # a pseudonym, contact uuid or URN
+TEXT = validate.Length(max=10_000)
+
+
 class OpenCHSCounsellorMessageSchema(_Lenient):
-    recipient = fields.String(load_default=None, metadata={
+    recipient = fields.String(load_default=None, validate=RECIPIENT, metadata={
         "description": "The client address we sent as `from`"})
-    message_type = fields.String(load_default="text")
-    content = fields.String(required=True)
-    session_id = fields.String(load_default=None)
-    message_id = fields.String(load_default=None, validate=validate.Length(max=200))
-    counsellor = fields.String(load_default=None, validate=validate.Length(max=120))
-    agent = fields.String(load_default=None, validate=validate.Length(max=120))
+    message_type = fields.String(load_default="text", validate=validate.Length(max=32))
+    content = fields.String(required=True, validate=TEXT, metadata={
+        "description": "The text; for a media `message_type` (image, audio, video, document, "
+                       "file, voice) an http(s) URL (or `<content-type>:<url>`) of at most "
+                       f"{ATTACHMENT_MAX_LENGTH} characters"})
+    session_id = fields.String(load_default=None, validate=SESSION_ID)
+    message_id = fields.String(load_default=None, validate=MESSAGE_ID)
+    counsellor = fields.String(load_default=None, validate=COUNSELLOR)
+    agent = fields.String(load_default=None, validate=COUNSELLOR)
+
+    @post_load
+    def _media_is_a_web_link(self, data: dict, **_kwargs) -> dict:
+        """Media content reaches the client as an attachment: an http(s) link only."""
+        if (data.get("message_type") or "text") in MEDIA_TYPES and data.get("content"):
+            try:
+                data["content"] = parse_attachment(data["content"].strip(), allow_geo=False)
+            except ValidationError as exc:
+                raise ValidationError({"content": exc.messages}) from None
+        return data
 
 
 class OpenCHSCloseSchema(_Lenient):
-    chat_source = fields.String(load_default="HELPLINE")
+    chat_source = fields.String(load_default="HELPLINE", validate=validate.Length(max=32))
     reason = fields.String(load_default=None, validate=validate.Length(max=32))
 
 
 class OpenCHSAssignSchema(_Lenient):
-    session_id = fields.String(required=True)
-    counsellor = fields.String(load_default=None, validate=validate.Length(max=120))
+    session_id = fields.String(required=True, validate=SESSION_ID)
+    counsellor = fields.String(load_default=None, validate=COUNSELLOR)
 
 
 class OpenCHSAckSchema(_Lenient):
-    session_id = fields.String(required=True)
-    message_id = fields.String(required=True)
+    session_id = fields.String(required=True, validate=SESSION_ID)
+    message_id = fields.String(required=True, validate=MESSAGE_ID)
     status = fields.String(load_default="delivered", validate=validate.OneOf(ACK_STATUSES))
 
 
@@ -102,7 +125,7 @@ def resolve(site: Site, ref: ConversationRef) -> Conversation:
         .where(Conversation.site == site.code,
                Conversation.state.in_(ConversationState.OPEN),
                (Conversation.contact_uuid == address)
-               | (Conversation.contact_urn.like(f"%:{address}")))
+               | Conversation.contact_urn.endswith(f":{address}", autoescape=True))
         .order_by(Conversation.created_at.desc()).limit(10)
     ).scalars().all()
     if not found:

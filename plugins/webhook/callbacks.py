@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from adapter.api.blueprint import Blueprint
 from adapter.api.docs import errors
+from adapter.api.fields import attachment_list, flatten_errors
 from adapter.auth import unauthorized
 from adapter.errors import ApiError
 from adapter.idempotency import respond
@@ -25,31 +26,38 @@ blp = Blueprint("webhook_callbacks", __name__,
                 description="Callbacks from a webhook helpline (per site, signed)")
 
 
+#: Bounds from the columns each value is stored in or looked up by (adapter.models).
+SESSION_ID = validate.Length(max=200)  # conversations.id / external_id
+MESSAGE_ID = validate.Length(min=1, max=200)  # messages.sender_message_id
+COUNSELLOR = validate.Length(max=120)  # conversations.counsellor, messages.sender
+
+
 class _Ref(Schema):
-    session_id = fields.String(load_default=None, metadata={"description": "Our session id"})
-    recipient = fields.String(load_default=None, metadata={
+    session_id = fields.String(load_default=None, validate=SESSION_ID,
+                               metadata={"description": "Our session id"})
+    recipient = fields.String(load_default=None, validate=validate.Length(max=255), metadata={
         "description": "The client address we sent as `from` (when no session_id)"})
 
 
 class WebhookMessageData(_Ref):
-    message_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    text = fields.String(load_default="")
-    counsellor = fields.String(load_default=None, validate=validate.Length(max=120))
-    attachments = fields.List(fields.Url(), load_default=list)
+    message_id = fields.String(required=True, validate=MESSAGE_ID)
+    text = fields.String(load_default="", validate=validate.Length(max=10_000))
+    counsellor = fields.String(load_default=None, validate=COUNSELLOR)
+    attachments = attachment_list(load_default=list)
 
 
 class WebhookAssignData(_Ref):
-    counsellor = fields.String(load_default=None, validate=validate.Length(max=120))
+    counsellor = fields.String(load_default=None, validate=COUNSELLOR)
 
 
 class WebhookAckData(_Ref):
-    message_id = fields.String(required=True)
+    message_id = fields.String(required=True, validate=MESSAGE_ID)
     status = fields.String(load_default="delivered", validate=validate.OneOf(ACK_STATUSES))
 
 
 class WebhookCloseData(_Ref):
     reason = fields.String(load_default=None, validate=validate.Length(max=32))
-    counsellor = fields.String(load_default=None, validate=validate.Length(max=120))
+    counsellor = fields.String(load_default=None, validate=COUNSELLOR)
 
 
 DATA_SCHEMAS: dict[str, type[Schema]] = {
@@ -62,7 +70,7 @@ DATA_SCHEMAS: dict[str, type[Schema]] = {
 
 class WebhookEventSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(CALLBACK_TYPES))
-    timestamp = fields.String(load_default=None)
+    timestamp = fields.String(load_default=None, validate=validate.Length(max=64))
     data = fields.Dict(required=True, metadata={
         "description": "message.created: session_id|recipient, message_id, text, counsellor,"
                        " attachments; conversation.assigned: session_id, counsellor;"
@@ -105,7 +113,7 @@ class Events(MethodView):
             data = DATA_SCHEMAS[event_type]().load(body["data"])
         except ValidationError as exc:
             raise ApiError(400, "invalid_request", "invalid event data",
-                           {f"data.{k}": v for k, v in exc.messages.items()}) from None
+                           flatten_errors(exc.messages, "data")) from None
         if not data.get("session_id") and not data.get("recipient"):
             raise ApiError(400, "invalid_request", "name the conversation",
                            {"data.session_id": ["session_id or recipient is required"]})

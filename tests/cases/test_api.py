@@ -101,9 +101,9 @@ def test_an_idempotency_key_replays_the_first_answer(client, auth, app):
     (rapidpro_body(location="Nairobi", age="140"), "results.age"),
     (rapidpro_body(location="Nairobi", is_reporter="perhaps"), "results.is_reporter"),
     (rapidpro_body(location="Nairobi", consent="maybe"), "results.consent"),
-    ({"site": "lb", "intake": {"age": -1}}, "intake"),
-    ({"site": "lb", "intake": {"shoe_size": 3}}, "intake"),
-    ({"site": "lb", "intake": {"narrative": ""}}, "intake"),
+    ({"site": "lb", "intake": {"age": -1}}, "intake.age"),
+    ({"site": "lb", "intake": {"shoe_size": 3}}, "intake.shoe_size"),
+    ({"site": "lb", "intake": {"narrative": ""}}, "intake.narrative"),
     ({"site": "lb"}, "intake"),
 ])
 def test_invalid_intake_is_a_400_naming_the_field(client, auth, app, body, field):
@@ -119,7 +119,7 @@ def test_invalid_intake_is_a_400_naming_the_field(client, auth, app, body, field
 def test_a_nested_explicit_field_is_named_inside_intake(client, auth):
     response = client.post("/v1/cases", headers=auth,
                            json={"site": "lb", "intake": {"age": "old"}})
-    assert response.json["errors"]["intake"] == {"age": ["Not a valid integer."]}
+    assert response.json["errors"] == {"intake.age": ["Not a valid integer."]}
 
 
 def test_a_site_needing_consent_refuses_a_case_without_it(app_factory, consent_countries):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
+import psycopg.errors as pg_errors
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, exc, text
 
 from adapter import create_app
+from adapter.errors import database_unavailable
 from adapter.extensions import db
 from tests.conftest import make_client
 from tests.support import loopback_plugin
@@ -53,7 +56,7 @@ def test_json_that_is_not_an_object_is_400(client, auth, payload):
     ({"conversation_id": "has spaces in it", "site": "lb"}, "conversation_id"),
     ({"site": "lb", "surprise": 1}, "surprise"),
     ({"site": "lb", "text": 5}, "text"),
-    ({"site": "lb", "attachments": ["not a url"]}, "attachments"),
+    ({"site": "lb", "attachments": ["not a url"]}, "attachments.0"),
     ({"site": "lb", "contact": "not an object"}, "contact"),
     ({"site": "lb", "text": "x" * 10_001}, "text"),
 ])
@@ -257,6 +260,81 @@ def test_a_commit_the_database_refuses_is_503_and_leaves_nothing(app_factory, db
     assert undocumented(read_only, seen) == []
     with read_only.app_context():
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])  # the server's own connections
+def test_a_connection_cut_under_a_running_app_is_503_then_it_recovers(app_factory, db_backend):
+    """Every connection of the app killed by the server (a restart, a failover): the
+    next request is a 503 with Retry-After, never a 2xx, and the one after is served."""
+    app = app_factory()
+    client = app.test_client()
+    auth = {"Authorization": f"Token {make_client(app)}"}
+    start(client, auth, {"site": "lb", "conversation_id": "cut-0"})  # a pooled connection
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with engine.connect() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    finally:
+        engine.dispose()
+    assert killed >= 1
+
+    cut = client.post("/v1/conversations", json={"site": "lb", "conversation_id": "cut-1"},
+                      headers=auth)
+
+    error_of(cut, 503, "unavailable")
+    assert int(cut.headers["Retry-After"]) > 0
+    assert counts(app)["conversations"] == 1
+    start(client, auth, {"site": "lb", "conversation_id": "cut-1"})
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])  # SQLite stores an over-long value
+def test_a_value_the_database_refuses_is_a_500_not_a_503(app_factory, db_backend, monkeypatch):
+    """With a length check missing, PostgreSQL refuses the value (a DataError): retrying
+    cannot help, so it is our bug, a 500 without Retry-After; never "unavailable"."""
+    from adapter.chatbot import inbound
+
+    writable = app_factory()
+    auth = {"Authorization": f"Token {make_client(writable)}"}
+    app = create_app(dict(writable.config), plugins=(loopback_plugin,))  # 500 is undocumented
+    monkeypatch.setitem(inbound.MAX_LENGTH, "risk", 10_000)  # the check taken away
+    body = default_body(site="lb", conversation_id="too-risky")
+    body["results"]["risk"] = {"value": "r" * 65, "category": "High"}
+
+    response = app.test_client().post("/v1/conversations", json=body, headers=auth)
+
+    error_of(response, 500, "internal_error")
+    assert "Retry-After" not in response.headers
+    assert counts(writable)["conversations"] == 0
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _wrapped(kind, orig):
+    return kind("INSERT ...", {}, orig)
+
+
+@pytest.mark.parametrize(("error", "unavailable"), [
+    (_wrapped(exc.OperationalError, sqlite3.OperationalError("database is locked")), True),
+    (_wrapped(exc.OperationalError, sqlite3.OperationalError("unable to open database file")),
+     True),
+    (_wrapped(exc.OperationalError, pg_errors.AdminShutdown()), True),
+    (_wrapped(exc.OperationalError, pg_errors.QueryCanceled()), True),  # statement timeout
+    (_wrapped(exc.InternalError, pg_errors.ReadOnlySqlTransaction()), True),
+    (_wrapped(exc.InterfaceError, pg_errors.InterfaceError()), True),
+    (exc.DisconnectionError(), True),
+    (exc.TimeoutError(), True),  # the pool had no connection to give
+    (_wrapped(exc.DataError, pg_errors.StringDataRightTruncation()), False),
+    (_wrapped(exc.DataError, pg_errors.DataError()), False),  # a NUL in text
+    (_wrapped(exc.DataError, pg_errors.UntranslatableCharacter()), False),
+    (_wrapped(exc.IntegrityError, pg_errors.UniqueViolation()), False),
+    (_wrapped(exc.IntegrityError, sqlite3.IntegrityError("UNIQUE constraint failed")), False),
+    (_wrapped(exc.OperationalError, pg_errors.ProgramLimitExceeded()), False),
+    (exc.StatementError("bind failed", "INSERT ...", {}, ValueError("x")), False),
+])
+def test_only_an_outage_is_taken_for_unavailable(error, unavailable):
+    assert database_unavailable(error) is unavailable
 
 
 # ---- 429 ----------------------------------------------------------------------------

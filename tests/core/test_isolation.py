@@ -514,3 +514,18 @@ def test_a_key_created_in_a_namespace_shares_its_conversations(world):
     assert client.get("/v1/conversations/rotating", headers=prom).status_code == 403
     assert refused.exit_code == 1 and "--namespace" in refused.output
     assert "weni-2026\tchatbot\t*\tactive\tnamespace=weni" in listed.output
+
+
+@pytest.mark.parametrize("recipient", ["%", "_", "%254%"])
+def test_a_wildcard_recipient_matches_no_conversation(app_factory, sites_dir, recipient):
+    share_contact(sites_dir)
+    app = app_factory(countries=sites_dir)
+    client = app.test_client()
+    start(client, key_of(app, "weni"), conversation_id="a",
+          contact={"urn": "tel:+254711222333"})  # no uuid: the URN is the contact
+
+    reply = client.post("/v1/sites/lb/openchs/message/", headers=site_token(client, "lb"),
+                        json={"recipient": recipient, "content": "hi", "message_id": "m"})
+
+    assert reply.status_code == 404
+    assert chatbot_deliveries(app) == []

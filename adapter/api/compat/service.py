@@ -25,6 +25,7 @@ from ...auth import issue_token, password_matches, token_ttl
 from ...callers import Caller
 from ...errors import ApiError
 from ...extensions import db
+from ...idempotency import key_as_id
 from ...models import ApiClient, Conversation, Direction, Message, utcnow
 from .schemas import CLIENT_SOURCES
 
@@ -84,9 +85,7 @@ def _dedupe_ids(body: Mapping[str, Any], idempotency_key: str | None) -> tuple[s
     if body.get("message_id"):
         return body["message_id"], None
     if idempotency_key:
-        if len(idempotency_key) <= 200:
-            return idempotency_key, None
-        return "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest(), None
+        return key_as_id(idempotency_key), None
     window = int(current_app.config["CHAT_DEDUPE_WINDOW_SECONDS"])
     return derived_message_ids(body["chat_sender"], body["chat_session"],
                                body["chat_message"], window)

@@ -45,16 +45,17 @@ def _routed_start(body: dict) -> tuple[protocol.StartRequest, Site | None, list[
     some site's own keys (say, its location key) goes to that site."""
     key = idempotency_key()
     registry = protocol.sites()
-    req = inbound.start_request(body, _result_keys(), key)
+    # Reads that only route are not checked; the one kept (and stored) is.
+    req = inbound.start_request(body, _result_keys(), key, check=False)
     site, tried = registry.route(site=req.site, location=req.location, urn=req.urn)
     if site is not None:
         return inbound.start_request(body, site.result_keys, key), site, tried
     for candidate in registry:
-        again = inbound.start_request(body, candidate.result_keys, key)
+        again = inbound.start_request(body, candidate.result_keys, key, check=False)
         routed, _ = registry.route(site=again.site, location=again.location, urn=again.urn)
         if routed is not None and routed.code == candidate.code:
-            return again, routed, tried
-    return req, None, tried
+            return inbound.start_request(body, candidate.result_keys, key), routed, tried
+    return inbound.start_request(body, _result_keys(), key), None, tried
 
 
 def _dump(schema: type, obj) -> dict:
@@ -135,7 +136,7 @@ class ClientMessages(MethodView):
             # Read with the deployment's keys to look the conversation and an earlier
             # message up in one query; read again with the site's own keys (a site with
             # other keys costs a second lookup, made by accept_client_message).
-            guess = inbound.client_message(body, _result_keys(), key)
+            guess = inbound.client_message(body, _result_keys(), key, check=False)
             found, earlier = protocol.find_conversation_with_message(
                 g.client.namespace, conversation_id, Direction.TO_HELPLINE, guess.message_id)
             conversation = access.check_conversation(g.client, found, write=True)

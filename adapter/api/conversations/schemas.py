@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
+from ..fields import attachment_list
+
 ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}$",
                      error="1-200 characters: letters, digits and . _ : @ / + = -")
 TEXT = validate.Length(max=10_000)
@@ -37,7 +39,7 @@ class InputSchema(_Lenient):
     type = fields.String()
     urn = fields.String(validate=validate.Length(max=255))
     text = fields.String(validate=TEXT, allow_none=True)
-    attachments = fields.List(fields.String(), load_default=list)
+    attachments = attachment_list(allow_geo=True, load_default=list)
     channel = fields.Dict()
     created_on = fields.String()
 
@@ -66,7 +68,7 @@ class StartSchema(RapidProBodySchema):
     location = fields.String(validate=validate.Length(max=120))
     risk = fields.String(validate=validate.Length(max=64))
     text = fields.String(validate=TEXT)
-    attachments = fields.List(fields.Url(require_tld=False), validate=validate.Length(max=10))
+    attachments = attachment_list(allow_geo=True)
     # Checked after routing, not here: an unusable intake must not stop an escalation.
     intake = fields.Dict(metadata={
         "description": "Open a helpline case with the conversation (fields as in "
@@ -77,7 +79,7 @@ class StartSchema(RapidProBodySchema):
 class MessageInSchema(RapidProBodySchema):
     message_id = fields.String(validate=ID)
     text = fields.String(validate=TEXT)
-    attachments = fields.List(fields.Url(require_tld=False), validate=validate.Length(max=10))
+    attachments = attachment_list(allow_geo=True)
 
 
 CLOSE_REASONS = ("resolved", "abandoned", "transferred", "expired", "cancelled", "other")
