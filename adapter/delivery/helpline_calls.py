@@ -65,8 +65,8 @@ def call(state: AdapterState, site: Site, step: str, http: requests.Session,
         raise NotSupported(site.plugin, step)
     if site.missing_secrets:
         raise DeliveryFailure(
-            "site config incomplete: environment variables unset for "
-            + ", ".join(item.split(" ", 1)[0] for item in site.missing_secrets),
+            "site config incomplete (a site problem, retried): unset "
+            + ", ".join(site.missing_secrets),
             retryable=True, retry_after=SITE_PROBLEM_RETRY_SECONDS)
     client = cls(site_view(site), http)
     try:
