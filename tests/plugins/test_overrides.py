@@ -44,7 +44,8 @@ def test_an_override_takes_over_one_step_for_its_site_only(app_factory, tmp_path
         assert drain(app).done == 4
 
     sent = [json.loads(item["body"]) for item in receiver.received]
-    opens = sorted((body.get("by") or "", body["action"]) for body in sent if body["action"] == "open")
+    opens = sorted((body.get("by") or "", body["action"])
+                   for body in sent if body["action"] == "open")
     assert opens == [("", "open"), ("country plugin", "open")]
     # The steps it did not override are the kind's own, at both sites.
     assert sorted(body["text"] for body in sent if body["action"] == "message") == [
