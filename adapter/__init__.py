@@ -41,7 +41,8 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     for site in sites:
         # Every table of the file, checked now: a mistake found at request time would
         # answer a child's escalation with 500.
-        problems = [p for batch in pm.hook.validate_site(site=site) for p in (batch or [])]
+        problems = list(kinds[site.plugin].check_config(dict(site.helpline)))
+        problems += [p for batch in pm.hook.validate_site(site=site) for p in (batch or [])]
         problems += check_intake_settings(site)
         if problems:
             from .sites import SiteConfigError

@@ -3,8 +3,8 @@
 The intake is read from explicit fields (``intake``) or from RapidPro ``results`` (keys
 configurable per site under ``[intake]``), validated with errors that name the field the
 caller sent, and stored with an outbox delivery in the caller's transaction. The
-helpline is never called inside the request: the delivery engine runs the plugin's
-``helpline_create_case`` and records ``created`` or ``failed``.
+helpline is never called inside the request: the delivery engine calls the site
+kind's client (``create_case``) and records ``created`` or ``failed``.
 
 Intake values are a child's own words: nothing here logs them, only ids.
 """

@@ -39,10 +39,13 @@ def site_of_kind(code: str, kind: str) -> Site:
 
 
 def parse_events(site: Site, action: str, payload: dict[str, Any]) -> list[HelplineEvent]:
-    """Ask the plugins to turn a callback into events (a third party may override parsing)."""
-    pm = state_of().pm
-    events = pm.hook.helpline_events_from_callback(
+    """A callback as events: a plugin's override for the site, else the kind's own."""
+    state = state_of()
+    events = state.pm.hook.helpline_events_from_callback(
         site=site, action=action, payload=payload, headers=dict(request.headers))
+    kind = state.kinds[site.plugin]
+    if events is None and kind.events is not None:
+        events = kind.events(action, payload)
     if events is None:
         raise ApiError(404, "callback_not_supported", f"no plugin handles {action!r} here")
     return list(events)

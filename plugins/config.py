@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from marshmallow import validate
-
-from .types import DeliveryFailure
 
 
 def url_or_unset(value: str) -> None:
@@ -14,14 +10,3 @@ def url_or_unset(value: str) -> None:
     ``sites check`` names the variable (deliveries wait until it is set)."""
     if value:
         validate.URL(require_tld=False, schemes={"http", "https"})(value)
-
-
-def require_configured(site: Any) -> None:
-    """Refuse to call a helpline with half a config; retryable, since an operator who sets
-    the variables and restarts should see the waiting deliveries go out."""
-    if site.missing_secrets:
-        raise DeliveryFailure(
-            "site config incomplete: environment variables unset for "
-            + ", ".join(item.split(" ", 1)[0] for item in site.missing_secrets),
-            retryable=True,
-        )

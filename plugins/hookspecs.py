@@ -1,9 +1,11 @@
-"""The hooks a helpline plugin may implement. Each returns ``None`` for sites of other kinds.
+"""The hooks a helpline plugin may implement.
 
-Hooks that act on one site are ``firstresult``: the plugin whose kind matches
-``site.plugin`` answers, the others return ``None``. Built-ins are ``trylast`` so a
-country's own plugin can take over a step for its site. An implementation may take
-fewer arguments than its spec; the core always calls with keywords.
+A kind of helpline is an object (:class:`~plugins.types.HelplineKind`) the core calls
+through its client: the hooks are for discovery (``register_helpline_kinds``,
+``register_site_routes``), rules across a site's keys (``validate_site``) and genuine
+overrides of one site (``helpline_client``, ``helpline_events_from_callback``), which
+answer ``None`` for the sites they leave alone. An implementation may take fewer
+arguments than its spec; the core always calls with keywords.
 """
 
 from __future__ import annotations
@@ -40,56 +42,17 @@ def register_site_routes():
 
 
 @hookspec(firstresult=True)
-def helpline_open(site, conversation, http):
-    """Tell the helpline a conversation starts; return a SendResult or raise DeliveryFailure.
+def helpline_client(site, kind):
+    """Return a :class:`~plugins.types.HelplineClient` subclass to use for ``site``
+    instead of ``kind.client``, or ``None``.
 
-    Runs in a delivery job; ``http`` is a pooled session with default timeouts.
-    """
-
-
-@hookspec(firstresult=True)
-def helpline_send_message(site, conversation, message, http):
-    """Send one client message to the helpline; return a SendResult or raise DeliveryFailure.
-
-    May run more than once for one message (retries): send ``message.id`` so the
-    helpline can deduplicate.
-    """
-
-
-@hookspec(firstresult=True)
-def helpline_close(site, conversation, closed_by, http):
-    """Tell the helpline the chatbot side ended it (``closed_by``: client/timeout); a SendResult."""
-
-
-@hookspec(firstresult=True)
-def helpline_acknowledge(site, conversation, message, status, http):
-    """Tell the helpline the client received (or read) a counsellor message; a SendResult.
-
-    Only called for kinds with ``supports_acks``.
-    """
-
-
-@hookspec(firstresult=True)
-def helpline_create_case(site, case, progress, save_progress, http):
-    """Create a case at the helpline, calling ``save_progress(CaseProgress)`` after each step.
-
-    Return the final CaseProgress (with ``reference``) or raise DeliveryFailure; a retry
-    gets the saved progress, so no step runs twice.
+    For a country taking over one step of a built-in kind (subclass its client and
+    override that method). The core calls the client; nothing here sends anything.
     """
 
 
 @hookspec(firstresult=True)
 def helpline_events_from_callback(site, action, payload, headers):
-    """Turn a validated helpline callback into a list of protocol events (CounsellorMessage, ...).
-
-    Called by the plugin's own callback views after authentication, so another
-    plugin may take over the parsing for a site.
-    """
-
-
-@hookspec(firstresult=True)
-def helpline_check(site, http):
-    """Check the helpline is reachable and accepts our credentials; return a CheckResult.
-
-    Used by ``helpline-adapter sites check``; must not log secrets.
+    """Return the protocol events of a validated callback, or ``None`` to leave it to
+    the kind's own ``events`` (an override for a site whose helpline speaks differently).
     """

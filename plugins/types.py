@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema
+
+if TYPE_CHECKING:
+    import requests
+
+
+def _never(helpline: Mapping[str, Any]) -> bool:
+    return False
+
+
+def _no_problems(helpline: Mapping[str, Any]) -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
 class HelplineKind:
-    """A kind of helpline a plugin speaks to, and the schema of a site's ``[helpline]`` table."""
+    """A kind of helpline: its name (a site file's ``plugin``), the schema of a site's
+    ``[helpline]`` table, and the :class:`HelplineClient` the core calls it with.
+
+    What a kind may learn about the child is declared here, per site config, and the
+    core fills the views accordingly (the default shares nothing but pseudonyms):
+    ``shares_contact`` gives the helpline the chatbot's contact (uuid, or the URN's
+    address) in :attr:`ConversationView.contact`; ``shares_phone`` gives a case the
+    client's URN in :attr:`CaseView.urn`.
+    """
 
     name: str
     config_schema: type[Schema]
+    client: type[HelplineClient]
     description: str = ""
-    supports_acks: bool = False  # the helpline wants to hear when the client got a message
+    shares_contact: Callable[[Mapping[str, Any]], bool] = _never
+    shares_phone: Callable[[Mapping[str, Any]], bool] = _never
+    #: Rules across a ``[helpline]`` table's keys: problems as ``"helpline.<key>: ..."``.
+    check_config: Callable[[Mapping[str, Any]], list[str]] = _no_problems
+    #: A validated callback (``action``, ``payload``) as protocol events, for kinds
+    #: whose helpline calls back (their routes: ``register_site_routes``).
+    events: Callable[[str, Mapping[str, Any]], list[HelplineEvent]] | None = None
+
+    @property
+    def supports_acks(self) -> bool:
+        return "acknowledge" in self.client.supports
 
 
 @dataclass(frozen=True)
@@ -105,3 +137,102 @@ class CheckResult:
     ok: bool
     detail: str
 
+
+
+# ---- What a plugin is given: views of the core's records, never its database rows ------
+
+
+@dataclass(frozen=True)
+class SiteView:
+    code: str
+    name: str
+    helpline: Mapping[str, Any]  # the site's ``[helpline]`` table, validated, secrets resolved
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    id: str  # ours: the session id the helpline knows the conversation by
+    site: str
+    client: str  # the client's pseudonym, the address the helpline sees
+    contact: str | None  # the chatbot's contact, only for kinds that share it (see above)
+    state: str  # requested | waiting | active | closed
+    risk: str | None
+    location: str | None
+    counsellor: str | None  # the counsellor's pseudonym, once assigned
+    created_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None  # client | counsellor | timeout
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: str  # ours, stable across retries: send it so the helpline can deduplicate
+    sender_message_id: str  # the sender's own id (a counsellor message: the helpline's)
+    conversation_id: str
+    text: str | None  # None once purged by retention
+    attachments: tuple[str, ...]  # http(s) URLs
+    sender: str | None  # a pseudonym
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseView:
+    id: str  # ours, stable across retries
+    conversation_id: str | None
+    client: str | None  # the client's pseudonym
+    intake: Mapping[str, Any]  # validated intake fields (docs/cases.md)
+    urn: str | None  # the client's URN, only for kinds and sites that share phone numbers
+    created_at: datetime
+
+
+class HelplineClient:
+    """How the core talks to one site's helpline, for one delivery.
+
+    Subclass it and implement :meth:`open`, :meth:`send_message` and :meth:`close`;
+    name the optional steps you implement in :attr:`supports`. Each step returns a
+    :class:`SendResult` (a case, a :class:`CaseProgress`) or raises
+    :class:`DeliveryFailure`. The core has checked before the call that the site's
+    secrets are set; it turns timeouts and connection errors into retryable failures,
+    and a 401/403 into a credentials problem (``refresh_credentials``, once, then a
+    site problem retried with a long backoff): a step only judges the answer.
+    """
+
+    #: Optional steps implemented: "acknowledge", "create_case", "check",
+    #: "refresh_credentials". The core never calls one that is not named here.
+    supports: frozenset[str] = frozenset()
+
+    def __init__(self, site: SiteView, http: requests.Session) -> None:
+        self.site = site
+        self.config = site.helpline
+        self.http = http  # pooled, with the deployment's timeouts
+
+    def open(self, conversation: ConversationView) -> SendResult:
+        """A conversation starts (the client is waiting for a counsellor)."""
+        raise NotImplementedError
+
+    def send_message(self, conversation: ConversationView, message: MessageView) -> SendResult:
+        """One client message; may run more than once for one message (retries)."""
+        raise NotImplementedError
+
+    def close(self, conversation: ConversationView, closed_by: str) -> SendResult:
+        """The chatbot side ended it (``closed_by``: client or timeout)."""
+        raise NotImplementedError
+
+    def acknowledge(self, conversation: ConversationView, message: MessageView,
+                    status: str) -> SendResult:
+        """The client received (``delivered``) or read (``read``) a counsellor message."""
+        raise NotImplementedError
+
+    def create_case(self, case: CaseView, progress: CaseProgress,
+                    save_progress: Callable[[CaseProgress], None]) -> CaseProgress:
+        """Create a case, calling ``save_progress`` after each step: a retry gets the
+        saved progress, so no step runs twice. Return the final progress (``reference``)."""
+        raise NotImplementedError
+
+    def check(self) -> CheckResult:
+        """``sites check``: reachable, and our credentials accepted? Never log secrets."""
+        raise NotImplementedError
+
+    def refresh_credentials(self) -> None:
+        """Forget cached credentials (a session token) after the helpline refused them."""
+        raise NotImplementedError

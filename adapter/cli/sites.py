@@ -6,6 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from ..delivery import helpline_calls
 from ..delivery.http import session_for
 from ..state import state_of
 
@@ -40,8 +41,7 @@ def check(code: str | None) -> None:
             click.echo(f"{site.code}: FAIL missing environment variables: "
                        + ", ".join(site.missing_secrets))
             continue
-        result = state.pm.hook.helpline_check(site=site, http=session_for(site.code, "check",
-                                                                          timeout))
+        result = helpline_calls.check(state, site, session_for(site.code, "check", timeout))
         if result is None:
             click.echo(f"{site.code}: ok (config valid; "
                        f"the {site.plugin} plugin has no live check)")

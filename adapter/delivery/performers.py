@@ -14,7 +14,9 @@ from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message
 from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
 from ..state import state_of
+from . import helpline_calls
 from .http import session_for
+from .views import case_view, conversation_view, message_view
 
 
 def _state(app: Flask):
@@ -43,38 +45,38 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
 
         return prepare_chatbot_call(app, site, delivery, conversation, message, http)
 
-    hook = state.pm.hook
+    kind = helpline_calls.kind_of(state, site)
     params = delivery.params or {}
-    if delivery.action == "open":
+    if delivery.action == "case":
+        case_view_, progress, save_progress = _case_step(delivery, kind, site)
+
         def call():
-            return hook.helpline_open(site=site, conversation=conversation, http=http)
-    elif delivery.action == "message":
-        def call():
-            return hook.helpline_send_message(site=site, conversation=conversation,
-                                              message=message, http=http)
-    elif delivery.action == "close":
-        def call():
-            return hook.helpline_close(site=site, conversation=conversation,
-                                       closed_by=params.get("closed_by"), http=http)
-    elif delivery.action == "ack":
-        def call():
-            return hook.helpline_acknowledge(site=site, conversation=conversation,
-                                             message=message, status=params.get("status"),
-                                             http=http)
-    elif delivery.action == "case":
-        def call():
-            return _create_case(delivery, site, hook, http)
-    else:
+            return helpline_calls.call(state, site, "create_case", http, case=case_view_,
+                                       progress=progress, save_progress=save_progress)
+
+        return call
+    if delivery.action not in STEPS:
         raise DeliveryFailure(f"unknown action {delivery.action!r}", retryable=False)
+    if conversation is None:
+        raise DeliveryFailure("conversation not found", retryable=False)
+    arguments = {"conversation": conversation_view(kind, site, conversation)}
+    if delivery.action in ("message", "ack"):
+        if message is None:
+            raise DeliveryFailure("message not found", retryable=False)
+        arguments["message"] = message_view(message)
+    if delivery.action == "close":
+        arguments["closed_by"] = params.get("closed_by")
+    if delivery.action == "ack":
+        arguments["status"] = params.get("status")
 
-    def checked():
-        result = call()
-        if result is None:
-            raise DeliveryFailure(f"no plugin handles helpline kind {site.plugin!r}",
-                                  retryable=False)
-        return result
+    def call():
+        return helpline_calls.call(state, site, STEPS[delivery.action], http, **arguments)
 
-    return checked
+    return call
+
+
+#: Delivery action → the client step it makes.
+STEPS = {"open": "open", "message": "send_message", "close": "close", "ack": "acknowledge"}
 
 
 _PRELOADED = "adapter.delivery.messages"
@@ -114,7 +116,8 @@ def _message(delivery: Delivery) -> Message | None:
     ).scalar_one_or_none()
 
 
-def _create_case(delivery: Delivery, site, hook, http) -> CaseProgress | None:
+def _case_step(delivery: Delivery, kind, site):
+    """The case's view, its saved progress, and how to save the next step's."""
     case = db.session.get(Case, delivery.case_id)
     if case is None:
         raise DeliveryFailure("case not found", retryable=False)
@@ -126,8 +129,7 @@ def _create_case(delivery: Delivery, site, hook, http) -> CaseProgress | None:
         delivery.progress = {"steps": dict(new.steps), "reference": new.reference}
         db.session.commit()
 
-    return hook.helpline_create_case(site=site, case=case, progress=progress,
-                                     save_progress=save_progress, http=http)
+    return case_view(kind, site, case), progress, save_progress
 
 
 def record_success(delivery: Delivery, outcome) -> None:

@@ -74,8 +74,8 @@ def bodies(helpline: Mapping[str, Any], case: Any, steps: Mapping[str, str]) -> 
     category_id = (_lookup(mapping["category"], _first(intake, "category", "issue"))
                    or mapping["default_category"])
     is_reporter = _is_reporter(intake)
-    pseudonym = case.client_pseudonym or "anonymous"
-    phone = phone_number(case.contact_urn) if mapping.get("share_phone") else ""
+    pseudonym = case.client or "anonymous"
+    phone = phone_number(case.urn)  # set only where the site shares phone numbers
     return {
         "reporter": {
             "contact_fname": pseudonym, "contact_lname": "",

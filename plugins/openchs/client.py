@@ -2,7 +2,7 @@
 
 The incumbent gateway fetched a token for every message. Here a token is fetched
 once per site and process, shared by the worker's threads, and replaced only when
-the helpline answers 401 — then the request is retried once with the new token.
+the helpline refuses it (the core then asks for fresh credentials and retries once).
 """
 
 from __future__ import annotations
@@ -59,6 +59,13 @@ class TokenCache:
             if self._tokens.get(key) == token:
                 del self._tokens[key]
 
+    def forget(self, site_code: str, helpline: Mapping[str, Any]) -> None:
+        """The helpline refused the site's token: the next call logs in again. (Two
+        threads refused at once may each log in: one login too many, never a wrong token.)"""
+        key = _cache_key(site_code, helpline)
+        with self._site_lock(key):
+            self._tokens.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
@@ -92,17 +99,14 @@ def fetch_token(site_code: str, helpline: Mapping[str, Any], http: requests.Sess
 
 def post(site_code: str, helpline: Mapping[str, Any], http: requests.Session, path: str,
          body: dict[str, Any], what: str) -> requests.Response:
-    """POST ``body`` to ``<base><path>`` with the Bearer token; a 2xx answer or a failure."""
+    """POST ``body`` to ``<base><path>`` with the Bearer token; a 2xx answer or a failure.
+
+    A 401 (an expired or revoked token) is the core's to handle: it calls
+    ``refresh_credentials`` (which forgets the token) and makes the call once more.
+    """
     url = helpline["base_url"] + path
     token = tokens.get(site_code, helpline, http)
     response = http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
-    if response.status_code == 401:
-        # Expired or revoked: log in again, once, and retry once.
-        tokens.discard(site_code, helpline, token)
-        token = tokens.get(site_code, helpline, http)
-        response = http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
-        if response.status_code == 401:
-            raise _refused(f"{what}: the helpline refused a fresh token", 401)
     return check_response(response, what)
 
 

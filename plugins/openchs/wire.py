@@ -28,18 +28,14 @@ def unix_seconds(when: datetime | None) -> str:
     return str(int(when.timestamp()))
 
 
-def client_address(helpline: Mapping[str, Any], conversation: Any) -> str:
+def client_address(conversation: Any) -> str:
     """``from``: the pseudonym, unless the site chose the chatbot's own contact reference.
 
-    ``contact`` reproduces the incumbent gateway (the RapidPro contact, which may be a
-    phone number) and is only for sites whose helpline needs it.
+    ``address = "contact"`` reproduces the incumbent gateway (the RapidPro contact, which
+    may be a phone number) and is only for sites whose helpline needs it: the kind
+    declares it, and the core then fills ``conversation.contact``.
     """
-    if helpline.get("address") == "contact":
-        if conversation.contact_uuid:
-            return conversation.contact_uuid
-        if conversation.contact_urn:
-            return conversation.contact_urn.split(":", 1)[-1]
-    return conversation.client_pseudonym
+    return conversation.contact or conversation.client
 
 
 def message_body(helpline: Mapping[str, Any], *, session_id: str, message_id: str, sender: str,

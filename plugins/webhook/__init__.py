@@ -6,28 +6,6 @@ Lets a site that does not run OpenCHS join without code: we POST signed events
 ``/v1/sites/<site>/webhook/events/``.
 """
 
-from .hooks import (
-    helpline_acknowledge,
-    helpline_check,
-    helpline_close,
-    helpline_create_case,
-    helpline_events_from_callback,
-    helpline_open,
-    helpline_send_message,
-    register_helpline_kinds,
-    register_site_routes,
-    validate_site,
-)
+from .hooks import register_helpline_kinds, register_site_routes
 
-__all__ = [
-    "helpline_acknowledge",
-    "helpline_check",
-    "helpline_close",
-    "helpline_create_case",
-    "helpline_events_from_callback",
-    "helpline_open",
-    "helpline_send_message",
-    "register_helpline_kinds",
-    "register_site_routes",
-    "validate_site",
-]
+__all__ = ["register_helpline_kinds", "register_site_routes"]

@@ -41,7 +41,7 @@ def envelope(event_type: str, data: Mapping[str, Any], when: datetime | None = N
 def opened(site_code: str, conversation: Any) -> dict:
     return envelope("conversation.opened", {
         "session_id": conversation.id,
-        "client": conversation.client_pseudonym,
+        "client": conversation.client,
         "site": site_code,
         "risk": conversation.risk,
         "location": conversation.location,
@@ -52,7 +52,7 @@ def message(conversation: Any, msg: Any) -> dict:
     return envelope("message.created", {
         "session_id": conversation.id,
         "message_id": msg.id,
-        "from": conversation.client_pseudonym,
+        "from": conversation.client,
         "text": msg.text or "",
         "attachments": list(msg.attachments or ()),
     }, msg.created_at)
@@ -66,7 +66,7 @@ def case_opened(site_code: str, case: Any) -> dict:
     return envelope("case.created", {
         "case_id": case.id,
         "session_id": case.conversation_id,
-        "client": case.client_pseudonym,
+        "client": case.client,
         "site": site_code,
         "intake": dict(case.intake or {}),
     }, case.created_at)

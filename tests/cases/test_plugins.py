@@ -4,15 +4,20 @@ category ids, and the webhook plugin's one signed request."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from adapter.delivery.engine import drain
+from adapter.delivery.views import case_view
 from adapter.extensions import db
 from adapter.models import Case
+from plugins.api import CaseView
 from plugins.openchs.cases import bodies, phone_number
 from plugins.openchs.config import OpenCHSConfig
+from plugins.openchs.kind import OPENCHS
 from tests.conftest import make_client
 from tests.plugins.test_webhook import SECRET, Receiver
 from tests.support.sites import write_site
@@ -28,9 +33,17 @@ def helpline(**case_settings) -> dict:
                                  "case": {**CASE_IDS, **case_settings}})
 
 
-def case(**intake) -> Case:
-    return Case(id="c-1", site="ke", client_pseudonym="client-abc", intake=intake,
-                contact_urn="whatsapp:254722000111")
+def case(**intake) -> CaseView:
+    """A case as the core gives it to the plugin: the URN only where phones are shared
+    (the kind declares it from ``share_phone``, and the core fills it accordingly)."""
+    return CaseView(id="c-1", conversation_id=None, client="client-abc", intake=intake,
+                    urn="whatsapp:254722000111", created_at=datetime(2024, 5, 1))
+
+
+def view_for(helpline_table, case_row) -> CaseView:
+    """What the core makes of a stored case for a site with this ``[helpline]`` table."""
+    site = SimpleNamespace(helpline=helpline_table)
+    return case_view(OPENCHS, site, case_row)
 
 
 def test_intake_values_become_the_site_category_ids():
@@ -50,9 +63,11 @@ def test_an_unknown_category_falls_back_to_the_site_default():
 
 
 def test_no_phone_number_unless_the_site_opts_in():
-    closed = bodies(helpline(), case(), {})
+    stored = Case(id="c-1", site="ke", client_pseudonym="client-abc", intake={},
+                  contact_urn="whatsapp:254722000111", created_at=datetime(2024, 5, 1))
+    closed = bodies(helpline(), view_for(helpline(), stored), {})
     assert closed["reporter"]["contact_phone"] == closed["client"]["contact_phone"] == ""
-    shared = bodies(helpline(share_phone=True), case(), {})
+    shared = bodies(helpline(share_phone=True), view_for(helpline(share_phone=True), stored), {})
     assert shared["reporter"]["contact_phone"] == "+254722000111"
     assert shared["client"]["contact_phone"] == "+254722000111"
 

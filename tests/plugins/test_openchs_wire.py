@@ -8,10 +8,18 @@ from datetime import datetime
 
 import pytest
 
-from adapter.models import Case, Conversation, Message
-from adapter.sites import load_site_file
+from adapter.delivery import helpline_calls
+from adapter.sites import SiteRegistry, load_site_file
+from adapter.state import AdapterState
+from plugins.api import (
+    CaseProgress,
+    CaseView,
+    ConversationView,
+    DeliveryFailure,
+    MessageView,
+    SendResult,
+)
 from plugins.manager import helpline_kinds, make_plugin_manager
-from plugins.types import CaseProgress, DeliveryFailure, SendResult
 
 from .conftest import HELPLINE_USER, openchs_site
 
@@ -29,16 +37,30 @@ def site(pm, helpline, tmp_path, openchs_env):
     return load_site_file(path, helpline_kinds(pm), {})
 
 
-def conversation(**extra) -> Conversation:
-    return Conversation(id="7d1c6a3e-0b4e-4c55-9a57-2b8f4f0e9a10", site="ke",
-                        client_pseudonym="client-3f2a9c", contact_urn="tel:+254700000001",
-                        created_at=datetime(2024, 5, 1, 12, 0, 0), **extra)
+def conversation() -> ConversationView:
+    """What the core gives the plugin: our id, the pseudonym, no contact (not shared)."""
+    return ConversationView(id="7d1c6a3e-0b4e-4c55-9a57-2b8f4f0e9a10", site="ke",
+                            client="client-3f2a9c", contact=None, state="requested",
+                            risk=None, location=None, counsellor=None,
+                            created_at=datetime(2024, 5, 1, 12, 0, 0), closed_at=None,
+                            closed_by=None)
 
 
-def message(n: int = 1, text: str = "I need help", **extra) -> Message:
-    return Message(id=f"m-{n:04d}", conversation_id="c", direction="to_helpline",
-                   sender_message_id=f"rp-{n}", text=text,
-                   created_at=datetime(2024, 5, 1, 12, 0, n), **extra)
+def message(n: int = 1, text: str = "I need help", attachments=()) -> MessageView:
+    return MessageView(id=f"m-{n:04d}", sender_message_id=f"rp-{n}", conversation_id="c",
+                       text=text, attachments=tuple(attachments), sender="client-3f2a9c",
+                       created_at=datetime(2024, 5, 1, 12, 0, n))
+
+
+def step(pm, site, name, http, **arguments):
+    """One call through the core, as a delivery makes it (its common rules included)."""
+    state = AdapterState(pm=pm, kinds=helpline_kinds(pm), sites=SiteRegistry([site]))
+    return helpline_calls.call(state, site, name, http, **arguments)
+
+
+def check(pm, site, http):
+    state = AdapterState(pm=pm, kinds=helpline_kinds(pm), sites=SiteRegistry([site]))
+    return helpline_calls.check(state, site, http)
 
 
 def msg_requests(helpline):
@@ -46,8 +68,8 @@ def msg_requests(helpline):
 
 
 def test_message_matches_the_wire_format_field_for_field(pm, site, helpline, http):
-    result = pm.hook.helpline_send_message(site=site, conversation=conversation(),
-                                           message=message(), http=http)
+    result = step(pm, site, "send_message", http, conversation=conversation(),
+                                           message=message())
 
     assert isinstance(result, SendResult) and result.status_code == 201
     [token] = helpline.client.records("tokens")
@@ -68,8 +90,7 @@ def test_message_matches_the_wire_format_field_for_field(pm, site, helpline, htt
 
 
 def test_token_call_is_basic_auth_without_a_body(pm, site, helpline, http):
-    pm.hook.helpline_send_message(site=site, conversation=conversation(), message=message(),
-                                  http=http)
+    step(pm, site, "send_message", http, conversation=conversation(), message=message())
     [login] = [r for r in helpline.client.records("requests") if r["path"] == "/helpline/api/"]
     assert login["method"] == "POST"
     assert login["headers"]["Authorization"].startswith("Basic ")
@@ -79,8 +100,8 @@ def test_token_call_is_basic_auth_without_a_body(pm, site, helpline, http):
 
 def test_one_token_is_fetched_and_reused_for_many_messages(pm, site, helpline, http):
     for n in range(1, 6):
-        pm.hook.helpline_send_message(site=site, conversation=conversation(),
-                                      message=message(n), http=http)
+        step(pm, site, "send_message", http, conversation=conversation(),
+                                      message=message(n))
 
     assert len(helpline.client.records("tokens")) == 1
     assert len(helpline.client.records("messages")) == 5
@@ -89,12 +110,10 @@ def test_one_token_is_fetched_and_reused_for_many_messages(pm, site, helpline, h
 
 
 def test_a_401_refreshes_the_token_once_and_retries_once(pm, site, helpline, http):
-    pm.hook.helpline_send_message(site=site, conversation=conversation(), message=message(1),
-                                  http=http)
+    step(pm, site, "send_message", http, conversation=conversation(), message=message(1))
     helpline.client.set_faults(expire_tokens=True)
 
-    pm.hook.helpline_send_message(site=site, conversation=conversation(), message=message(2),
-                                  http=http)
+    step(pm, site, "send_message", http, conversation=conversation(), message=message(2))
 
     tokens = helpline.client.records("tokens")
     assert len(tokens) == 2
@@ -109,8 +128,8 @@ def test_a_helpline_that_keeps_refusing_is_not_asked_again_and_again(pm, site, h
     helpline.client.set_faults(fail_status_permanent=401)
 
     with pytest.raises(DeliveryFailure) as failure:
-        pm.hook.helpline_send_message(site=site, conversation=conversation(),
-                                      message=message(), http=http)
+        step(pm, site, "send_message", http, conversation=conversation(),
+                                      message=message())
 
     # Refused credentials are the site's problem, not the message's: retried later.
     assert failure.value.status_code == 401 and failure.value.retryable
@@ -125,8 +144,8 @@ def test_wrong_login_is_retried_not_dead_lettered(pm, helpline, tmp_path, http,
                           helpline_kinds(pm), {})
 
     with pytest.raises(DeliveryFailure) as failure:
-        pm.hook.helpline_send_message(site=site, conversation=conversation(),
-                                      message=message(), http=http)
+        step(pm, site, "send_message", http, conversation=conversation(),
+                                      message=message())
     assert failure.value.status_code == 401 and failure.value.retryable
     assert helpline.client.records("messages") == []
 
@@ -134,21 +153,20 @@ def test_wrong_login_is_retried_not_dead_lettered(pm, helpline, tmp_path, http,
 def test_helpline_down_is_retryable(pm, site, helpline, http):
     helpline.client.set_faults(fail_next=1, fail_status=503, fail_path="msg")
     with pytest.raises(DeliveryFailure) as failure:
-        pm.hook.helpline_send_message(site=site, conversation=conversation(),
-                                      message=message(), http=http)
+        step(pm, site, "send_message", http, conversation=conversation(),
+                                      message=message())
     assert failure.value.retryable and failure.value.status_code == 503
 
 
 def test_attachments_travel_as_links_after_the_text(pm, site, helpline, http):
-    pm.hook.helpline_send_message(
-        site=site, conversation=conversation(),
-        message=message(attachments=["https://files.example/a.jpg"]), http=http)
+    step(pm, site, "send_message", http, conversation=conversation(),
+        message=message(attachments=["https://files.example/a.jpg"]))
     [sent] = helpline.client.records("messages")
     assert sent["message"] == "I need help\nhttps://files.example/a.jpg"
 
 
 def test_open_sends_nothing_unless_the_site_sets_a_notice(pm, site, helpline, http):
-    assert pm.hook.helpline_open(site=site, conversation=conversation(), http=http) == SendResult()
+    assert step(pm, site, "open", http, conversation=conversation()) == SendResult()
     assert helpline.client.records("requests") == []
 
 
@@ -156,7 +174,7 @@ def test_open_notice_when_configured(pm, helpline, tmp_path, http, openchs_env):
     site = load_site_file(openchs_site(tmp_path, "ke", helpline.api_url,
                                        opening_notice="[escalated by the chatbot]"),
                           helpline_kinds(pm), {})
-    pm.hook.helpline_open(site=site, conversation=conversation(), http=http)
+    step(pm, site, "open", http, conversation=conversation())
     [sent] = helpline.client.records("messages")
     assert sent["message"] == "[escalated by the chatbot]"
     assert sent["message_id"] == "7d1c6a3e-0b4e-4c55-9a57-2b8f4f0e9a10/open"
@@ -167,8 +185,7 @@ def test_open_notice_when_configured(pm, helpline, tmp_path, http, openchs_env):
     ("timeout", "[conversation closed: no counsellor answered in time]"),
 ])
 def test_close_sends_a_closing_notice(pm, site, helpline, http, closed_by, notice):
-    result = pm.hook.helpline_close(site=site, conversation=conversation(), closed_by=closed_by,
-                                    http=http)
+    result = step(pm, site, "close", http, conversation=conversation(), closed_by=closed_by)
     assert result.status_code == 201
     [sent] = helpline.client.records("messages")
     assert sent["message"] == notice
@@ -177,28 +194,29 @@ def test_close_sends_a_closing_notice(pm, site, helpline, http, closed_by, notic
 
 
 def test_check_reports_login_accepted_or_refused(pm, site, helpline, http):
-    assert pm.hook.helpline_check(site=site, http=http).ok
+    assert check(pm, site, http).ok
     helpline.client.configure(password="changed")
-    result = pm.hook.helpline_check(site=site, http=http)
+    result = check(pm, site, http)
     assert not result.ok and "401" in result.detail
     assert HELPLINE_USER not in result.detail
 
 
 def test_case_is_created_in_three_steps_and_a_retry_resumes(pm, site, helpline, http):
-    case = Case(id="case-1", site="ke", client_pseudonym="client-3f2a9c",
-                intake={"sex": "Female", "age": "13", "location": "Mombasa",
-                        "narrative": "she is not safe at home"})
+    case = CaseView(id="case-1", conversation_id=None, client="client-3f2a9c", urn=None,
+                    intake={"sex": "Female", "age": "13", "location": "Mombasa",
+                            "narrative": "she is not safe at home"},
+                    created_at=datetime(2024, 5, 1, 12, 0, 0))
     saved: list[CaseProgress] = []
     helpline.client.set_faults(fail_resource="clients")
 
     with pytest.raises(DeliveryFailure) as failure:
-        pm.hook.helpline_create_case(site=site, case=case, progress=CaseProgress(),
-                                     save_progress=saved.append, http=http)
+        step(pm, site, "create_case", http, case=case, progress=CaseProgress(),
+                                     save_progress=saved.append)
     assert failure.value.retryable
     assert set(saved[-1].steps) == {"reporter", "case"}
 
-    done = pm.hook.helpline_create_case(site=site, case=case, progress=saved[-1],
-                                        save_progress=saved.append, http=http)
+    done = step(pm, site, "create_case", http, case=case, progress=saved[-1],
+                                        save_progress=saved.append)
 
     records = helpline.client.records()
     assert len(records["reporters"]) == 1 and len(records["cases"]) == 1

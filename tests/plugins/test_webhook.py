@@ -13,7 +13,9 @@ from flask import Flask, request
 from standardwebhooks.webhooks import Webhook
 from werkzeug.serving import make_server
 
+from adapter.delivery import helpline_calls
 from adapter.delivery.engine import drain
+from adapter.delivery.views import conversation_view, message_view
 from adapter.extensions import db
 from adapter.models import Conversation, Direction, Message
 from adapter.state import state_of
@@ -174,9 +176,11 @@ def test_acknowledgement_names_the_helpline_message_and_is_signed(world, receive
         conversation = db.session.get(Conversation, session_id)
         reply = db.session.execute(db.select(Message).where(
             Message.direction == Direction.TO_CLIENT)).scalar_one()
-        result = state.pm.hook.helpline_acknowledge(
-            site=state.sites.get("wh"), conversation=conversation, message=reply,
-            status="read", http=http)
+        site = state.sites.get("wh")
+        result = helpline_calls.call(
+            state, site, "acknowledge", http,
+            conversation=conversation_view(state.kinds["webhook"], site, conversation),
+            message=message_view(reply), status="read")
 
     assert result.reference == "ref-1"
     [sent] = receiver.received

@@ -1,0 +1,127 @@
+"""The core's side of the plugin contract: one call to a site's helpline, with the
+rules every kind shares.
+
+The core finds the kind (``kinds[site.plugin]``), lets a plugin override its client
+for one site (``helpline_client``), and before, around and after the call applies what
+no plugin should have to: a site whose secrets are unset is a site problem retried
+later (never a permanent failure); timeouts, connection and TLS errors are retryable;
+a 401/403 means our credentials were refused, so the client refreshes them (if it
+can) and the call is made once more, and a second refusal is a site problem, retried
+with a long backoff. Only answers that say the request itself is unacceptable stay
+permanent. The client only builds the request and judges the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from plugins.types import CheckResult, DeliveryFailure, HelplineClient, HelplineKind
+
+from ..sites import Site
+from ..state import AdapterState
+from .views import site_view
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("open", "send_message", "close")
+OPTIONAL = ("acknowledge", "create_case", "check")
+CREDENTIALS_REFUSED = (401, 403)
+#: How long a site problem (unset secrets, refused credentials) waits before a retry.
+SITE_PROBLEM_RETRY_SECONDS = 60.0
+
+
+class NotSupported(DeliveryFailure):
+    """The kind does not implement this optional step: not a transient failure."""
+
+    def __init__(self, kind: str, step: str) -> None:
+        super().__init__(f"the {kind} helpline kind does not support {step}", retryable=False)
+
+
+def kind_of(state: AdapterState, site: Site) -> HelplineKind:
+    return state.kinds[site.plugin]  # a site loads only with a known kind
+
+
+def supports(state: AdapterState, site: Site, step: str) -> bool:
+    return step in REQUIRED or step in _client_class(state, site).supports
+
+
+def _client_class(state: AdapterState, site: Site) -> type[HelplineClient]:
+    kind = kind_of(state, site)
+    override = state.pm.hook.helpline_client(site=site, kind=kind)
+    return override or kind.client
+
+
+def call(state: AdapterState, site: Site, step: str, http: requests.Session,
+         **arguments: Any) -> Any:
+    """Make ``step`` (``open``, ``send_message``, ...) at ``site``'s helpline."""
+    if step not in REQUIRED + OPTIONAL:
+        raise DeliveryFailure(f"unknown helpline step {step!r}", retryable=False)
+    cls = _client_class(state, site)
+    if step in OPTIONAL and step not in cls.supports:
+        raise NotSupported(site.plugin, step)
+    if site.missing_secrets:
+        raise DeliveryFailure(
+            "site config incomplete (a site problem, retried): unset "
+            + ", ".join(site.missing_secrets),
+            retryable=True, retry_after=SITE_PROBLEM_RETRY_SECONDS)
+    client = cls(site_view(site), http)
+    try:
+        return _guarded(getattr(client, step), arguments)
+    except DeliveryFailure as failure:
+        if failure.status_code not in CREDENTIALS_REFUSED:
+            raise
+        if "refresh_credentials" in cls.supports:
+            log.info("helpline.credentials_refreshed", extra={"site": site.code})
+            client.refresh_credentials()
+            try:
+                return _guarded(getattr(client, step), arguments)
+            except DeliveryFailure as again:
+                if again.status_code not in CREDENTIALS_REFUSED:
+                    raise
+                failure = again
+        raise _credentials_refused(site, failure) from failure
+
+
+def check(state: AdapterState, site: Site, http: requests.Session) -> CheckResult | None:
+    """``sites check`` of one site's helpline; ``None`` when the kind has no live check."""
+    if not supports(state, site, "check"):
+        return None
+    try:
+        return call(state, site, "check", http)
+    except DeliveryFailure as failure:
+        return CheckResult(ok=False, detail=failure.reason)
+
+
+def _guarded(step: Callable, arguments: dict[str, Any]) -> Any:
+    try:
+        result = step(**arguments)
+    except requests.exceptions.SSLError as exc:
+        raise DeliveryFailure(f"tls: {_first_line(exc)}", retryable=True) from exc
+    except requests.Timeout as exc:
+        raise DeliveryFailure(f"timeout: {type(exc).__name__}", retryable=True) from exc
+    except requests.ConnectionError as exc:
+        raise DeliveryFailure(f"connection: {type(exc).__name__}", retryable=True) from exc
+    if result is None:
+        raise DeliveryFailure(f"the helpline client's {step.__name__} returned nothing",
+                              retryable=False)
+    return result
+
+
+def _credentials_refused(site: Site, failure: DeliveryFailure) -> DeliveryFailure:
+    log.warning("helpline.credentials_refused",
+                extra={"site": site.code, "status_code": failure.status_code})
+    return DeliveryFailure(
+        f"{failure.reason}: the helpline refused our credentials (a site problem: "
+        "check them with 'sites check')", retryable=True, status_code=failure.status_code,
+        retry_after=max(failure.retry_after or 0.0, SITE_PROBLEM_RETRY_SECONDS))
+
+
+def _first_line(exc: Exception) -> str:
+    """A TLS error names the failed check (certificate verify failed, ...), not secrets."""
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return ("certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text
+            else type(exc).__name__)

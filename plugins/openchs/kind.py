@@ -1,0 +1,84 @@
+"""The OpenCHS helpline kind: what the core calls for a site with ``plugin = "openchs"``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from plugins.api import (
+    CaseProgress,
+    CaseView,
+    CheckResult,
+    ConversationView,
+    HelplineClient,
+    HelplineKind,
+    MessageView,
+    SendResult,
+)
+
+from . import cases, client, wire
+from .config import KIND, OpenCHSConfig, validate_config
+
+
+class OpenCHSClient(HelplineClient):
+    """Every call is a ``msg/`` post (OpenCHS has no open or close call: the first
+    message starts the chat, and a close is a notice the counsellor reads)."""
+
+    supports = frozenset({"create_case", "check", "refresh_credentials"})
+
+    def _post(self, conversation: ConversationView, *, message_id: str, text: str,
+              when) -> SendResult:
+        body = wire.message_body(self.config, session_id=conversation.id,
+                                 message_id=message_id, sender=wire.client_address(conversation),
+                                 text=text, when=when)
+        response = client.post(self.site.code, self.config, self.http, "msg/", body,
+                               "openchs msg")
+        return SendResult(status_code=response.status_code)
+
+    def open(self, conversation: ConversationView) -> SendResult:
+        notice = self.config.get("opening_notice")
+        if not notice:
+            return SendResult()
+        return self._post(conversation, message_id=f"{conversation.id}/open", text=notice,
+                          when=conversation.created_at)
+
+    def send_message(self, conversation: ConversationView, message: MessageView) -> SendResult:
+        text = wire.text_with_attachments(message.text, list(message.attachments))
+        return self._post(conversation, message_id=message.id, text=text,
+                          when=message.created_at)
+
+    def close(self, conversation: ConversationView, closed_by: str) -> SendResult:
+        text = self.config["timeout_notice"] if closed_by == "timeout" \
+            else self.config["closing_notice"]
+        if not text:
+            return SendResult()
+        return self._post(conversation, message_id=f"{conversation.id}/close", text=text,
+                          when=conversation.closed_at)
+
+    def create_case(self, case: CaseView, progress: CaseProgress,
+                    save_progress: Callable[[CaseProgress], None]) -> CaseProgress:
+        return cases.create_case(self.site.code, self.config, case, progress, save_progress,
+                                 self.http)
+
+    def check(self) -> CheckResult:
+        """Log in afresh (never from the cache): proves reachability and the credentials."""
+        client.fetch_token(self.site.code, self.config, self.http)
+        return CheckResult(ok=True, detail=f"{self.config['base_url']}: login accepted")
+
+    def refresh_credentials(self) -> None:
+        client.tokens.forget(self.site.code, self.config)
+
+
+def _shares_contact(helpline: Mapping[str, Any]) -> bool:
+    return helpline.get("address") == "contact"
+
+
+def _shares_phone(helpline: Mapping[str, Any]) -> bool:
+    return bool((helpline.get("case") or {}).get("share_phone"))
+
+
+OPENCHS = HelplineKind(
+    name=KIND, config_schema=OpenCHSConfig, client=OpenCHSClient,
+    description="OpenCHS helpline API (token, msg/, callbacks)",
+    shares_contact=_shares_contact, shares_phone=_shares_phone,
+    check_config=validate_config, events=wire.events)
