@@ -26,6 +26,7 @@ from .models import Case, Conversation, new_id
 from .outbox import HELPLINE, add_delivery
 from .pseudonyms import client_pseudonym
 from .sites import Site
+from .state import state_of
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +289,9 @@ def case_for_conversation(conversation: Conversation) -> Case | None:
 
 
 def shares_phone(site: Site) -> bool:
-    """Whether the site opted in to give the helpline the client's phone number."""
-    case_settings = (site.helpline or {}).get("case") or {}
-    return bool(case_settings.get("share_phone"))
+    """Whether the site opted in to give the helpline the client's phone number (as its
+    kind declares it: ``HelplineKind.shares_phone``)."""
+    return state_of().kinds[site.plugin].shares_phone(site.helpline)
 
 
 def open_case(site: Site, intake: Mapping[str, Any], *, actor: str, namespace: str,

@@ -304,17 +304,40 @@ def _advance_status(message: Message, status: str) -> bool:
 # ---- helpline side -----------------------------------------------------------------
 
 def conversation_for_ref(site: Site, session_id: str | None, client_address: str | None,
-                         ) -> Conversation:
+                         *, by_contact: bool = False) -> Conversation:
     """The conversation a helpline callback names at ``site``: by the session id the
-    helpline was given (ours, never the chatbot's), else by the client address we sent."""
+    helpline was given (ours, never the chatbot's), else by the client address we sent:
+    the pseudonym, or, for a site whose kind shares the contact (``by_contact``), the
+    chatbot's contact reference."""
     conversation = None
     if session_id:
         conversation = db.session.get(Conversation, session_id)
+    elif client_address and by_contact:
+        conversation = _open_conversation_by_contact(site, client_address)
     elif client_address:
         conversation = open_conversation_for_contact(site.code, client_address)
     if conversation is None or conversation.site != site.code:
         raise ApiError(404, "conversation_not_found", "no such conversation at this site")
     return conversation
+
+
+def _open_conversation_by_contact(site: Site, address: str) -> Conversation | None:
+    """The open conversation whose contact is ``address`` (a uuid, or a URN's address,
+    matched literally). Open under two chatbots at once, it is refused, never guessed:
+    a guess could hand one child's reply to another chatbot's conversation."""
+    found = db.session.execute(
+        db.select(Conversation)
+        .where(Conversation.site == site.code,
+               Conversation.state.in_(ConversationState.OPEN),
+               (Conversation.contact_uuid == address)
+               | Conversation.contact_urn.endswith(f":{address}", autoescape=True))
+        .order_by(Conversation.created_at.desc()).limit(10)
+    ).scalars().all()
+    if len({conversation.namespace for conversation in found}) > 1:
+        raise ApiError(409, "ambiguous_recipient",
+                       "several chatbots have a conversation open with this recipient",
+                       {"session_id": ["required: the recipient is not unique at this site"]})
+    return found[0] if found else None
 
 
 def assign(conversation: Conversation, counsellor: str | None, actor: str) -> bool:

@@ -55,7 +55,9 @@ Resolver = Callable[[Site, ConversationRef], Any]
 
 
 def default_resolver(site: Site, ref: ConversationRef):
-    return protocol.conversation_for_ref(site, ref.session_id, ref.client_address)
+    by_contact = state_of().kinds[site.plugin].shares_contact(site.helpline)
+    return protocol.conversation_for_ref(site, ref.session_id, ref.client_address,
+                                         by_contact=by_contact)
 
 
 def apply_events(site: Site, events: Iterable[HelplineEvent], actor: str,

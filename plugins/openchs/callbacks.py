@@ -15,19 +15,16 @@ from flask import request
 from flask.views import MethodView
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from adapter import login_limits, protocol
+from adapter import login_limits
 from adapter.api.blueprint import Blueprint
 from adapter.api.docs import errors
 from adapter.api.fields import ATTACHMENT_MAX_LENGTH, parse_attachment
 from adapter.auth import credential_from_header, issue_token, site_token_valid, unauthorized
 from adapter.errors import ApiError
-from adapter.extensions import db
 from adapter.idempotency import respond
-from adapter.models import Conversation, ConversationState
 from adapter.sites import Site
 from adapter.transactions import commit
 from plugins.callbacks import ACK_STATUSES, apply_events, parse_events, site_of_kind
-from plugins.types import ConversationRef
 
 from .config import KIND
 from .wire import MEDIA_TYPES
@@ -115,30 +112,6 @@ def _authenticated_site(code: str) -> Site:
     return site
 
 
-def resolve(site: Site, ref: ConversationRef) -> Conversation:
-    """By session id, else by recipient: the pseudonym, or the contact the site sends."""
-    if ref.session_id or site.helpline.get("address") != "contact" or not ref.client_address:
-        return protocol.conversation_for_ref(site, ref.session_id, ref.client_address)
-    address = ref.client_address
-    found = db.session.execute(
-        db.select(Conversation)
-        .where(Conversation.site == site.code,
-               Conversation.state.in_(ConversationState.OPEN),
-               (Conversation.contact_uuid == address)
-               | Conversation.contact_urn.endswith(f":{address}", autoescape=True))
-        .order_by(Conversation.created_at.desc()).limit(10)
-    ).scalars().all()
-    if not found:
-        raise ApiError(404, "conversation_not_found", "no such conversation at this site")
-    if len({conversation.namespace for conversation in found}) > 1:
-        # Two chatbots have this contact open here: guessing could hand one child's reply
-        # to another chatbot's conversation. The helpline must name the session.
-        raise ApiError(409, "ambiguous_recipient",
-                       "several chatbots have a conversation open with this recipient",
-                       {"session_id": ["required: the recipient is not unique at this site"]})
-    return found[0]
-
-
 @blp.before_request
 def _authenticate() -> None:
     """Before the body is parsed: an unauthenticated caller learns nothing from a 400."""
@@ -149,7 +122,7 @@ def _authenticate() -> None:
 def _handle(code: str, action: str, payload: dict):
     site = site_of_kind(code, KIND)
     events = parse_events(site, action, payload)
-    return respond(lambda: apply_events(site, events, f"helpline:{site.code}", resolve),
+    return respond(lambda: apply_events(site, events, f"helpline:{site.code}"),
                    scope=f"site:{site.code}")
 
 

@@ -27,6 +27,7 @@ from ...errors import ApiError
 from ...extensions import db
 from ...idempotency import key_as_id
 from ...models import ApiClient, Conversation, Direction, Message, utcnow
+from ...state import state_of
 from .schemas import CLIENT_SOURCES
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ def _urn_path(urn: str | None) -> str | None:
 def shown_to_helpline(conversation: Conversation) -> str:
     """The client address the site's helpline is given (the pseudonym by default)."""
     site = protocol.sites().get(conversation.site)
-    if site is not None and (site.helpline or {}).get("address") == "contact":
+    if site is not None and state_of().kinds[site.plugin].shares_contact(site.helpline):
         return conversation.contact_uuid or _urn_path(conversation.contact_urn) \
             or conversation.client_pseudonym
     return conversation.client_pseudonym
