@@ -43,6 +43,18 @@ class RapidProSettings:
     rate_per_hour: int = 3000
 
     @property
+    def api_root(self) -> str:
+        """``…/api/v2``, whichever form the site gave: the workspace root
+        (``https://host/``) or the API root as RapidPro's own docs print it
+        (``https://host/api/v2/``); no segment doubled, none dropped."""
+        root = self.base_url.rstrip("/")
+        if root.endswith("/api/v2"):
+            return root
+        if root.endswith("/api"):
+            return root + "/v2"
+        return root + "/api/v2"
+
+    @property
     def org_key(self) -> str:
         """What RapidPro throttles by: the org, which the token stands for."""
         import hashlib

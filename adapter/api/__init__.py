@@ -12,7 +12,10 @@ from .fields import storable
 BODY_METHODS = ("POST", "PUT", "PATCH")
 #: Blueprints whose callers send JSON without saying so (the seed's own curl examples
 #: for the OpenCHS chat API omit Content-Type): their bodies are read as JSON anyway.
-ANY_CONTENT_TYPE_BLUEPRINTS = frozenset({"openchs_compat"})
+ANY_CONTENT_TYPE_BLUEPRINTS = frozenset({"openchs_compat", "openchs_compat_open"})
+#: The seed's own URLs are ``https://<host>/open/api/...``: served as they are, so Weni's
+#: integration needs no proxy rewrite or ``SCRIPT_NAME`` (``/api/...`` stays too).
+SEED_PREFIX = "/open/api"
 
 
 def guard_json_body() -> None:
@@ -69,4 +72,5 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(conversations_blp)
     api.register_blueprint(cases_blp)
     api.register_blueprint(compat_blp)
+    api.register_blueprint(compat_blp, url_prefix=SEED_PREFIX, name="openchs_compat_open")
     register_site_routes(app)

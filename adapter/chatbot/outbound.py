@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from plugins.http import check_response, retry_after_seconds, transport_errors_retryable
 from plugins.types import DeliveryFailure, SendResult
 
+from ..delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
 from ..delivery.pacing import NotYet
 from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message
@@ -18,6 +19,9 @@ from ..queueing import pacer_for
 from ..sites import Site
 
 log = logging.getLogger(__name__)
+
+#: Answers that say the site is misconfigured (URL, token), not that the message is bad.
+SITE_PROBLEMS = (401, 403, 404, 405)
 
 
 def contact_target(conversation: Conversation | None, case: Case | None) -> dict:
@@ -80,7 +84,7 @@ def prepare_chatbot_call(app: Flask, site: Site, delivery: Delivery,
         pacer, wait = None, 0.0  # pacing is best effort; RapidPro's 429 still protects
     if wait > 0:
         raise NotYet(wait)
-    url = rapidpro.base_url.rstrip("/") + "/api/v2/" + endpoint
+    url = f"{rapidpro.api_root}/{endpoint}"
     headers = {
         "Authorization": f"Token {rapidpro.token}",
         "Idempotency-Key": f"delivery-{delivery.id}",
@@ -97,6 +101,15 @@ def prepare_chatbot_call(app: Flask, site: Site, delivery: Delivery,
             except RedisError as exc:  # the delivery's own retry still waits for it
                 log.warning("rapidpro.block_failed",
                             extra={"error_type": type(exc).__name__})
+        if response.status_code in SITE_PROBLEMS:
+            # A wrong URL or token, not a bad message: keep the child's message and try
+            # again after a while (an operator fixes the site; `sites check` names it).
+            log.warning("rapidpro.site_problem", extra={"site": site.code,
+                                                        "status_code": response.status_code})
+            raise DeliveryFailure(
+                f"rapidpro {endpoint}: HTTP {response.status_code} (a site problem: check "
+                "[rapidpro] base_url and token)", retryable=True,
+                status_code=response.status_code, retry_after=SITE_PROBLEM_RETRY_SECONDS)
         check_response(response, f"rapidpro {endpoint}")
         return SendResult(status_code=response.status_code)
 

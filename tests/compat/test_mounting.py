@@ -35,3 +35,20 @@ def test_the_seed_urls_work_under_open(app):
                           headers=headers)
     assert closed.status_code == 200
     assert mounted.post("/api/token/", json={}).status_code == 404  # only under /open
+
+
+def test_the_seed_urls_are_served_as_they_are_without_a_prefix_setting(app, client):
+    """``/open/api/...`` at the adapter's own root (measured: 404 before)."""
+    make_account(app, sites=["lb"])
+    token = client.post("/open/api/token/", json={"username": SEED_USERNAME,
+                                                  "password": SEED_PASSWORD}).json["token"]
+    headers = {"Authorization": f"Token {token}"}
+
+    sent = client.post("/open/api/chat/", json=SEED_CHAT, headers=headers)
+    listed = client.get("/open/api/chat/", headers=headers)
+    closed = client.post("/open/api/chat/e32434511/close", data='{"chat_source": "WENI"}',
+                         content_type="application/x-www-form-urlencoded", headers=headers)
+
+    assert sent.status_code == 201 and listed.json["count"] == 1
+    assert closed.status_code == 200
+    assert "/open/api/chat/" in client.get("/openapi.json").json["paths"]

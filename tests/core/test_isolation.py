@@ -424,9 +424,22 @@ EXPECTED = {
     ("post", "/v1/sites/{site}/openchs/assign/"): CALLBACK,
     ("post", "/v1/sites/{site}/openchs/ack/"): CALLBACK,
 }
+# The seed's API is also served at its own URLs (/open/api/...): the same rules there.
+def _under_open(build):
+    def built(caller, ids):
+        path, body = build(caller, ids)
+        return "/open" + path, body
+    return built
+
+
+for (_method, _path), _build in list(ROUTES.items()):
+    if _path.startswith("/api/"):
+        ROUTES[(_method, "/open" + _path)] = _under_open(_build)
+        EXPECTED[(_method, "/open" + _path)] = EXPECTED[(_method, _path)]
+
 # Answer the same to everyone (they take no credential, or their own): tested apart.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("post", "/api/token/"),
-          ("post", "/v1/sites/{site}/openchs/token/")}
+          ("post", "/open/api/token/"), ("post", "/v1/sites/{site}/openchs/token/")}
 SIGNED = {("post", "/v1/sites/{site}/webhook/events/")}
 
 
@@ -468,9 +481,10 @@ def _no_one_elses_data(app, caller, route, response, ids) -> None:
     if response.status_code >= 300:
         return
     text = response.get_data(as_text=True)
-    if caller in ("stranger_same_site",) and route[1] in ("/v1/conversations", "/api/chat/"):
+    if caller in ("stranger_same_site",) and route[1] in ("/v1/conversations", "/api/chat/",
+                                                          "/open/api/chat/"):
         assert ids.ours not in text, f"{caller} saw the owner's conversation: {text}"
-    if route == ("get", "/api/chat/"):
+    if route in (("get", "/api/chat/"), ("get", "/open/api/chat/")):
         sessions = {chat["chat_session"] for chat in response.json["results"]}
         sees = caller in ("owner", "reader", "helpline")
         assert bool(sessions & {ids.chatbot, ids.ours}) == sees, (caller, sessions)
