@@ -13,8 +13,6 @@ if TYPE_CHECKING:
 
     from plugins.types import HelplineKind
 
-    from .callers import CallerCache
-    from .delivery.pacing import Pacer
     from .sites import SiteRegistry
 
 EXTENSION = "helpline_adapter"
@@ -28,8 +26,9 @@ class AdapterState:
     kinds: dict[str, HelplineKind]
     sites: SiteRegistry
     redis: Redis | None = None  # made on first use (adapter.queueing)
-    pacers: dict[str, Pacer] = field(default_factory=dict)  # Redis key prefix → Pacer
-    callers: CallerCache | None = None  # made on first request
+    # Not imported for their types: both modules read this state (no import cycle).
+    pacers: dict[str, Any] = field(default_factory=dict)  # key prefix → delivery.pacing.Pacer
+    callers: Any = None  # adapter.callers.CallerCache, made on first request
     extra: dict[str, Any] = field(default_factory=dict)
 
 

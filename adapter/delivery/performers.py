@@ -18,11 +18,6 @@ from . import helpline_calls
 from .http import session_for
 from .views import case_view, conversation_view, message_view
 
-
-def _state(app: Flask):
-    return state_of(app)
-
-
 #: Actions whose call touches the database (case steps commit their progress): these
 #: run in the worker's main thread, never beside others.
 SEQUENTIAL_ACTIONS = ("case",)
@@ -31,7 +26,7 @@ SEQUENTIAL_ACTIONS = ("case",)
 def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CaseProgress]:
     """Read what the delivery needs (database, pacing) now, in the calling thread, and
     return the call to the far side, which touches neither the session nor the app."""
-    state = _state(app)
+    state = state_of(app)
     site = state.sites.get(delivery.site)
     if site is None:
         raise DeliveryFailure(f"site {delivery.site!r} is not configured", retryable=True)
