@@ -2,15 +2,22 @@
 
 A plugin imports from here (never from ``adapter``): the kind it registers, the client
 it subclasses, the views it is given, the results it returns, the failure it raises,
-the events its callbacks become, and two helpers to judge an HTTP answer. ``docs/
+the callbacks it declares and the events they become, two helpers to judge an HTTP
+answer, and the field types the core's own schemas use (attachments). ``docs/
 plugins.md`` documents each; the core's records and database are not part of it.
 """
+
+from adapter.api.fields import ATTACHMENT_MAX_LENGTH, attachment_list, parse_attachment
 
 from . import hookimpl
 from .http import check_response, json_body, retry_after_seconds
 from .types import (
+    ACK_STATUSES,
     Acknowledgement,
     Assignment,
+    Callback,
+    CallbackRefused,
+    CallbackRequest,
     CaseProgress,
     CaseView,
     CheckResult,
@@ -25,11 +32,17 @@ from .types import (
     MessageView,
     SendResult,
     SiteView,
+    TokenLogin,
 )
 
 __all__ = [
+    "ACK_STATUSES",
+    "ATTACHMENT_MAX_LENGTH",
     "Acknowledgement",
     "Assignment",
+    "Callback",
+    "CallbackRefused",
+    "CallbackRequest",
     "CaseProgress",
     "CaseView",
     "CheckResult",
@@ -44,8 +57,11 @@ __all__ = [
     "MessageView",
     "SendResult",
     "SiteView",
+    "TokenLogin",
+    "attachment_list",
     "check_response",
     "hookimpl",
     "json_body",
+    "parse_attachment",
     "retry_after_seconds",
 ]

@@ -1,8 +1,8 @@
 """The hooks a helpline plugin may implement.
 
 A kind of helpline is an object (:class:`~plugins.types.HelplineKind`) the core calls
-through its client: the hooks are for discovery (``register_helpline_kinds``,
-``register_site_routes``), rules across a site's keys (``validate_site``) and genuine
+through its client and mounts its callbacks: the hooks are for discovery
+(``register_helpline_kinds``), rules across a site's keys (``validate_site``) and genuine
 overrides of one site (``helpline_client``, ``helpline_events_from_callback``), which
 answer ``None`` for the sites they leave alone. An implementation may take fewer
 arguments than its spec; the core always calls with keywords.
@@ -30,14 +30,6 @@ def validate_site(site):
     """Return a list of problems (``"helpline.<key>: ..."``) beyond what the schema checks.
 
     For rules across keys; start-up fails with the site's file and these keys.
-    """
-
-
-@hookspec
-def register_site_routes():
-    """Return ``(kind, blueprint)`` pairs mounted at ``/v1/sites/<site>/<kind>/``.
-
-    Views receive ``site`` (the code) and must 404 a site of another kind.
     """
 
 

@@ -41,13 +41,81 @@ class HelplineKind:
     shares_phone: Callable[[Mapping[str, Any]], bool] = _never
     #: Rules across a ``[helpline]`` table's keys: problems as ``"helpline.<key>: ..."``.
     check_config: Callable[[Mapping[str, Any]], list[str]] = _no_problems
-    #: A validated callback (``action``, ``payload``) as protocol events, for kinds
-    #: whose helpline calls back (their routes: ``register_site_routes``).
+    #: The routes the helpline calls, mounted by the core (see :class:`Callback`).
+    callbacks: tuple[Callback, ...] = ()
+    #: A validated callback (``action``, ``payload``) as protocol events.
     events: Callable[[str, Mapping[str, Any]], list[HelplineEvent]] | None = None
+    #: How a callback proves it comes from the site's helpline, checked by the core
+    #: before the body is read: raise :class:`CallbackRefused` (a 401) to refuse it.
+    authenticate: Callable[[SiteView, CallbackRequest], None] | None = None
+    #: Or: the helpline logs in for a time-bound token (the core serves the login).
+    token_login: TokenLogin | None = None
+
+    def __post_init__(self) -> None:
+        if not self.callbacks:
+            return
+        if self.events is None:
+            raise ValueError(f"helpline kind {self.name!r}: callbacks need events")
+        if (self.authenticate is None) == (self.token_login is None):
+            raise ValueError(f"helpline kind {self.name!r}: callbacks need exactly one of "
+                             "authenticate or token_login")
+        actions = [callback.action for callback in self.callbacks]
+        if len(set(actions)) != len(actions):
+            raise ValueError(f"helpline kind {self.name!r}: a callback action twice")
 
     @property
     def supports_acks(self) -> bool:
         return "acknowledge" in self.client.supports
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A route a kind's helpline calls, mounted by the core at
+    ``/v1/sites/<site>/<kind>/<path>`` (``path`` in Flask's syntax: ``message/``,
+    ``chat/<session_id>/close/``).
+
+    The core authenticates the call (the kind's ``authenticate`` or ``token_login``)
+    before reading the body, validates the JSON body with ``schema`` (a 400 naming each
+    field), adds the path's arguments to it, asks the kind's ``events(action, payload)``
+    what it means, applies those events through the conversation protocol (a repeat,
+    by message id or ``Idempotency-Key``, changes nothing and gets the first answer)
+    and answers ``{status, conversation_id, message_id}``: 201 for a new counsellor
+    message, 200 otherwise.
+    """
+
+    action: str
+    path: str
+    schema: type[Schema]
+    summary: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TokenLogin:
+    """Callbacks authenticated by a token the helpline gets by logging in.
+
+    The core serves ``POST <path>`` (``{"username", "password"}`` → ``{"token"}``),
+    compares both in constant time with the site's ``[helpline]`` keys named here,
+    limits failed logins, and then accepts ``Authorization: Token <token>`` (or
+    ``Bearer``) on the kind's callbacks for ``ttl_key`` seconds.
+    """
+
+    username_key: str = "callback_username"
+    password_key: str = "callback_password"  # noqa: S105 (a key name, not a secret)
+    ttl_key: str = "callback_token_ttl"
+    path: str = "token/"
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """What ``authenticate`` may look at: the raw body (before parsing) and the headers."""
+
+    body: bytes
+    headers: Mapping[str, str]
+
+
+class CallbackRefused(Exception):
+    """Raised by ``authenticate``: not the site's helpline (the core answers 401)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +154,9 @@ class CaseProgress:
 
 
 # ---- Events parsed from a helpline's callbacks -------------------------------------
+
+#: What an :class:`Acknowledgement` may say of a client message.
+ACK_STATUSES = ("delivered", "read", "failed")
 
 
 @dataclass(frozen=True)

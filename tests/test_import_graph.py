@@ -116,3 +116,21 @@ def test_no_import_cycle_in_adapter_or_plugins():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+#: The plugin contract's one door into the core (docs/plugins.md).
+FACADE = "plugins.api"
+
+
+def test_plugins_reach_the_core_only_through_the_facade():
+    """A plugin (built in or a country's) sees the core's names through ``plugins.api``
+    alone: no plugin module imports ``adapter`` (its models, its database, its rules)."""
+    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
+    paths = {module_name(p): p for p in files}
+    reaching_in = {}
+    for name, path in paths.items():
+        if name.startswith("plugins") and name != FACADE:
+            into_core = sorted(t for t in imports_of(path, set(paths)) if t.startswith("adapter"))
+            if into_core:
+                reaching_in[name] = into_core
+    assert reaching_in == {}

@@ -50,11 +50,11 @@ def guard_path_arguments() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from ..callbacks.routes import register_callback_routes
     from . import health, metrics
     from .cases.routes import blp as cases_blp
     from .compat.routes import blp as compat_blp
     from .conversations.routes import blp as conversations_blp
-    from .sites import register_site_routes
 
     api.ERROR_SCHEMA = ErrorSchema
     api.init_app(app, spec_kwargs={
@@ -73,4 +73,4 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(cases_blp)
     api.register_blueprint(compat_blp)
     api.register_blueprint(compat_blp, url_prefix=SEED_PREFIX, name="openchs_compat_open")
-    register_site_routes(app)
+    register_callback_routes(app)

@@ -23,7 +23,7 @@ from plugins.types import CheckResult, DeliveryFailure, HelplineClient, Helpline
 
 from ..sites import Site
 from ..state import AdapterState
-from .views import site_view
+from ..views import site_view
 
 log = logging.getLogger(__name__)
 

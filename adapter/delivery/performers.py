@@ -14,9 +14,9 @@ from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message
 from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
 from ..state import state_of
+from ..views import case_view, conversation_view, message_view
 from . import helpline_calls
 from .http import session_for
-from .views import case_view, conversation_view, message_view
 
 #: Actions whose call touches the database (case steps commit their progress): these
 #: run in the worker's main thread, never beside others.

@@ -6,6 +6,6 @@ client), ``kind`` (the client the core calls), ``callbacks`` (the routes the hel
 calls), ``hooks`` (what pluggy sees).
 """
 
-from .hooks import register_helpline_kinds, register_site_routes
+from .hooks import register_helpline_kinds
 
-__all__ = ["register_helpline_kinds", "register_site_routes"]
+__all__ = ["register_helpline_kinds"]

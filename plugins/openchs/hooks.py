@@ -1,4 +1,4 @@
-"""What pluggy sees of the OpenCHS plugin: its kind and its callback routes."""
+"""What pluggy sees of the OpenCHS plugin: its kind (callbacks included)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,3 @@ from .kind import OPENCHS
 @hookimpl(trylast=True)
 def register_helpline_kinds():
     return [OPENCHS]
-
-
-@hookimpl(trylast=True)
-def register_site_routes():
-    from .callbacks import blp
-
-    return [(OPENCHS.name, blp)]

@@ -17,6 +17,7 @@ from plugins.api import (
 )
 
 from . import cases, client, wire
+from .callbacks import CALLBACKS, LOGIN
 from .config import KIND, OpenCHSConfig, validate_config
 
 
@@ -81,4 +82,5 @@ OPENCHS = HelplineKind(
     name=KIND, config_schema=OpenCHSConfig, client=OpenCHSClient,
     description="OpenCHS helpline API (token, msg/, callbacks)",
     shares_contact=_shares_contact, shares_phone=_shares_phone,
-    check_config=validate_config, events=wire.events)
+    check_config=validate_config, events=wire.events,
+    callbacks=CALLBACKS, token_login=LOGIN)

@@ -6,6 +6,6 @@ Lets a site that does not run OpenCHS join without code: we POST signed events
 ``/v1/sites/<site>/webhook/events/``.
 """
 
-from .hooks import register_helpline_kinds, register_site_routes
+from .hooks import register_helpline_kinds
 
-__all__ = ["register_helpline_kinds", "register_site_routes"]
+__all__ = ["register_helpline_kinds"]

@@ -1,4 +1,4 @@
-"""What pluggy sees of the webhook plugin: its kind and its callback route."""
+"""What pluggy sees of the webhook plugin: its kind (its callback included)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,3 @@ from .kind import WEBHOOK
 @hookimpl(trylast=True)
 def register_helpline_kinds():
     return [WEBHOOK]
-
-
-@hookimpl(trylast=True)
-def register_site_routes():
-    from .callbacks import blp
-
-    return [(WEBHOOK.name, blp)]

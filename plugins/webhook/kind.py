@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from plugins.api import (
@@ -12,6 +12,7 @@ from plugins.api import (
     CheckResult,
     ConversationView,
     HelplineClient,
+    HelplineEvent,
     HelplineKind,
     MessageView,
     SendResult,
@@ -20,6 +21,7 @@ from plugins.api import (
 )
 
 from . import signing, wire
+from .callbacks import CALLBACKS, authenticate
 from .config import KIND, WebhookConfig, validate_config
 
 
@@ -75,7 +77,13 @@ class WebhookClient(HelplineClient):
         return CheckResult(ok=True, detail=f"{self.config['url']}: signed ping accepted")
 
 
+def events(action: str, event: Mapping[str, Any]) -> list[HelplineEvent]:
+    """The ``events/`` callback: one validated event envelope (``type``, ``data``)."""
+    return wire.events(event["type"], event["data"])
+
+
 WEBHOOK = HelplineKind(
     name=KIND, config_schema=WebhookConfig, client=WebhookClient,
     description="Generic JSON helpline, Standard Webhooks signatures",
-    check_config=validate_config, events=wire.events)
+    check_config=validate_config, callbacks=CALLBACKS, events=events,
+    authenticate=authenticate)

@@ -11,9 +11,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from adapter.delivery.engine import drain
-from adapter.delivery.views import case_view
 from adapter.extensions import db
 from adapter.models import Case
+from adapter.views import case_view
 from plugins.api import CaseView
 from plugins.openchs.cases import bodies, phone_number
 from plugins.openchs.config import OpenCHSConfig

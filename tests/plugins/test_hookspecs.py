@@ -16,7 +16,7 @@ TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE = TESTS.parent / "docs/examples/helpline-adapter-example-plugin/src"
 
 #: Hooks the core calls for every site, so a test that starts the app calls them.
-CALLED_BY_THE_APP_FACTORY = {"register_helpline_kinds", "validate_site", "register_site_routes"}
+CALLED_BY_THE_APP_FACTORY = {"register_helpline_kinds", "validate_site"}
 
 SPECS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
                if hasattr(fn, "helpline_adapter_spec"))
@@ -24,7 +24,7 @@ SPECS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunc
 
 def test_the_hooks_are_discovery_validation_and_overrides():
     assert SPECS == ["helpline_client", "helpline_events_from_callback",
-                     "register_helpline_kinds", "register_site_routes", "validate_site"]
+                     "register_helpline_kinds", "validate_site"]
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -15,10 +15,10 @@ from werkzeug.serving import make_server
 
 from adapter.delivery import helpline_calls
 from adapter.delivery.engine import drain
-from adapter.delivery.views import conversation_view, message_view
 from adapter.extensions import db
 from adapter.models import Conversation, Direction, Message
 from adapter.state import state_of
+from adapter.views import conversation_view, message_view
 from plugins.webhook.signing import encode, signed_headers
 from tests.conftest import make_client
 from tests.support.sites import write_site

@@ -1,49 +1,39 @@
-"""What every plugin's callback views share: finding the site, applying events.
+"""A validated callback as protocol operations: the events a kind reads from it,
+applied in order inside :func:`adapter.idempotency.respond`, so they commit together
+and a repeat (same message id, same ``Idempotency-Key``) changes nothing.
 
-A helpline callback names a conversation by our session id or by the client address
-we sent; the events a plugin parses are applied through the conversation protocol
-inside :func:`adapter.idempotency.respond`, so they commit together and a repeat
-(same message id, same ``Idempotency-Key``) changes nothing.
+A callback names a conversation by our session id (never the chatbot's id: see
+``docs/security.md``) or, for a kind that shares it, by the client address we sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import request
 
-from adapter import protocol
-from adapter.errors import ApiError
-from adapter.sites import Site
-from adapter.state import state_of
-
-from .types import (
+from plugins.types import (
+    ACK_STATUSES,
     Acknowledgement,
     Assignment,
-    ConversationRef,
     CounsellorMessage,
     HelplineClose,
     HelplineEvent,
+    HelplineKind,
 )
 
-ACK_STATUSES = ("delivered", "read", "failed")
+from .. import protocol
+from ..errors import ApiError
+from ..sites import Site
+from ..state import state_of
 
 
-def site_of_kind(code: str, kind: str) -> Site:
-    """The site a callback URL names; 404 if unknown or served by another plugin."""
-    site = state_of().sites.get(code)
-    if site is None or site.plugin != kind:
-        raise ApiError(404, "site_not_found", f"no {kind} site {code!r}")
-    return site
-
-
-def parse_events(site: Site, action: str, payload: dict[str, Any]) -> list[HelplineEvent]:
+def events_of(site: Site, kind: HelplineKind, action: str,
+              payload: Mapping[str, Any]) -> list[HelplineEvent]:
     """A callback as events: a plugin's override for the site, else the kind's own."""
-    state = state_of()
-    events = state.pm.hook.helpline_events_from_callback(
-        site=site, action=action, payload=payload, headers=dict(request.headers))
-    kind = state.kinds[site.plugin]
+    events = state_of().pm.hook.helpline_events_from_callback(
+        site=site, action=action, payload=dict(payload), headers=dict(request.headers))
     if events is None and kind.events is not None:
         events = kind.events(action, payload)
     if events is None:
@@ -51,21 +41,15 @@ def parse_events(site: Site, action: str, payload: dict[str, Any]) -> list[Helpl
     return list(events)
 
 
-Resolver = Callable[[Site, ConversationRef], Any]
-
-
-def default_resolver(site: Site, ref: ConversationRef):
-    by_contact = state_of().kinds[site.plugin].shares_contact(site.helpline)
-    return protocol.conversation_for_ref(site, ref.session_id, ref.client_address,
-                                         by_contact=by_contact)
-
-
-def apply_events(site: Site, events: Iterable[HelplineEvent], actor: str,
-                 resolve: Resolver = default_resolver) -> tuple[int, dict[str, Any]]:
+def apply_events(site: Site, kind: HelplineKind, events: Iterable[HelplineEvent],
+                 ) -> tuple[int, dict[str, Any]]:
     """Apply events in order; the answer is the last event's result (201 if it created)."""
+    actor = f"helpline:{site.code}"
+    by_contact = kind.shares_contact(site.helpline)
     status, body = 200, {"status": "ok"}
     for event in events:
-        conversation = resolve(site, event.ref)
+        conversation = protocol.conversation_for_ref(
+            site, event.ref.session_id, event.ref.client_address, by_contact=by_contact)
         status, body = _apply(conversation, event, actor)
     return status, body
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from plugins.types import CaseView, ConversationView, HelplineKind, MessageView, SiteView
 
-from ..models import Case, Conversation, Message
-from ..sites import Site
+from .models import Case, Conversation, Message
+from .sites import Site
 
 
 def site_view(site: Site) -> SiteView:
