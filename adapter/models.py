@@ -121,8 +121,12 @@ class DeliveryStatus:
     SENDING = "sending"  # claimed by a worker until ``lease_until``
     DONE = "done"
     FAILED = "failed"  # retries exhausted or a permanent refusal; replayable
+    #: Its site cannot be delivered to as configured (a secret of the target's table is
+    #: unset): no call is made and no attempt counted. The relay makes it pending again
+    #: once a worker has the site complete; an operator may retry it. It holds its lane.
+    HELD = "held"
 
-    ACTIVE = (PENDING, SENDING)
+    ACTIVE = (PENDING, SENDING, HELD)
 
 
 class Delivery(db.Model):

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert
 
 from .extensions import db
-from .models import Conversation, Delivery, utcnow
+from .models import Conversation, Delivery, DeliveryStatus, utcnow
 from .sites import Site
+from .state import state_of
 
 HELPLINE = "helpline"
 CHATBOT = "chatbot"
@@ -95,9 +96,14 @@ def new_delivery(
     case_id: str | None = None,
     params: dict | None = None,
 ) -> Delivery:
-    """A delivery object, not yet in the session."""
+    """A delivery object, not yet in the session: ``held`` when its site cannot be
+    delivered to as this process has it configured (kept, never attempted, until then)."""
     conversation_id = conversation.id if conversation is not None else None
+    known = state_of().sites.get(site)
+    problem = known.problem_for(target) if known is not None else None
     return Delivery(
+        status=DeliveryStatus.HELD if problem else DeliveryStatus.PENDING,
+        last_error=problem,
         lane=lane_for(target, conversation_id, case_id),
         site=site,
         target=target,

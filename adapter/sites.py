@@ -89,6 +89,20 @@ class Site:
     source: str
     missing_secrets: tuple[str, ...] = ()
 
+    def unset_for(self, target: str) -> tuple[str, ...]:
+        """The unset secrets of the table a delivery to ``target`` needs (``helpline``,
+        or ``rapidpro`` for the chatbot): while any is, that side cannot be called."""
+        table = "rapidpro" if target == "chatbot" else target
+        return tuple(m for m in self.missing_secrets if m.startswith(table + "."))
+
+    def problem_for(self, target: str) -> str | None:
+        """One line saying why ``target`` cannot be delivered to, or ``None`` (no secrets)."""
+        unset = self.unset_for(target)
+        if not unset:
+            return None
+        names = ", ".join(m.split(" ", 1)[0] for m in unset)
+        return f"site config incomplete: {names} unset"
+
 
 # ---- file schema -------------------------------------------------------------------
 

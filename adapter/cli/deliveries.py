@@ -20,16 +20,22 @@ def _line(d: Delivery) -> str:
 
 @group.command("list")
 @click.option("--failed", is_flag=True, help="Only failed (dead-letter) deliveries.")
-@click.option("--pending", is_flag=True, help="Only pending or in-flight deliveries.")
+@click.option("--pending", is_flag=True, help="Only unfinished deliveries (pending, in "
+              "flight or held).")
+@click.option("--held", is_flag=True, help="Only held deliveries: their site cannot be "
+              "delivered to as configured (see 'sites check').")
 @click.option("--site", help="Only this site.")
 @click.option("--limit", type=int, default=100, show_default=True)
-def list_deliveries(failed: bool, pending: bool, site: str | None, limit: int) -> None:
+def list_deliveries(failed: bool, pending: bool, held: bool, site: str | None,
+                    limit: int) -> None:
     """List deliveries, newest first."""
     query = db.select(Delivery).order_by(Delivery.id.desc()).limit(limit)
     if failed:
         query = query.where(Delivery.status == DeliveryStatus.FAILED)
     if pending:
         query = query.where(Delivery.status.in_(DeliveryStatus.ACTIVE))
+    if held:
+        query = query.where(Delivery.status == DeliveryStatus.HELD)
     if site:
         query = query.where(Delivery.site == site)
     rows = db.session.execute(query).scalars().all()
@@ -59,19 +65,26 @@ def show(delivery_id: int) -> None:
 @group.command("retry")
 @click.argument("delivery_id", type=int, required=False)
 @click.option("--all-failed", is_flag=True, help="Replay every failed delivery.")
-@click.option("--site", help="With --all-failed: only this site.")
-def retry(delivery_id: int | None, all_failed: bool, site: str | None) -> None:
-    """Replay a failed delivery (ID) or all of them (--all-failed)."""
-    if (delivery_id is None) == (not all_failed):
-        raise click.UsageError("give a delivery ID or --all-failed")
-    query = db.select(Delivery).where(Delivery.status == DeliveryStatus.FAILED)
+@click.option("--all-held", is_flag=True, help="Try every held delivery again now.")
+@click.option("--site", help="With --all-failed or --all-held: only this site.")
+def retry(delivery_id: int | None, all_failed: bool, all_held: bool, site: str | None) -> None:
+    """Replay a failed or held delivery (ID), or all of them (--all-failed, --all-held).
+
+    A held delivery whose site is still incomplete is held again by the worker, with no
+    attempt counted and no call made."""
+    if [delivery_id is not None, all_failed, all_held].count(True) != 1:
+        raise click.UsageError("give a delivery ID, --all-failed or --all-held")
+    statuses = ((DeliveryStatus.FAILED,) if all_failed else (DeliveryStatus.HELD,)
+                if all_held else (DeliveryStatus.FAILED, DeliveryStatus.HELD))
+    query = db.select(Delivery).where(Delivery.status.in_(statuses))
     if delivery_id is not None:
         query = query.where(Delivery.id == delivery_id)
     if site:
         query = query.where(Delivery.site == site)
     rows = db.session.execute(query).scalars().all()
     if delivery_id is not None and not rows:
-        raise click.ClickException(f"delivery {delivery_id} does not exist or has not failed")
+        raise click.ClickException(
+            f"delivery {delivery_id} does not exist, or is neither failed nor held")
     for delivery in rows:
         delivery.status = DeliveryStatus.PENDING
         delivery.attempts = 0

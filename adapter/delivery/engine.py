@@ -24,6 +24,7 @@ from plugins.types import DeliveryFailure
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, utcnow
 from .backoff import next_delay
+from .held import SiteHeld, hold
 from .pacing import NotYet
 from .performers import (
     SEQUENTIAL_ACTIONS,
@@ -246,6 +247,10 @@ def _succeed(delivery: Delivery, outcome) -> None:
 
 
 def _fail(app: Flask, delivery: Delivery, failure: DeliveryFailure, result: BatchResult) -> None:
+    if isinstance(failure, SiteHeld):
+        hold(delivery, failure.reason)
+        result.released += 1
+        return
     delivery.lease_until = None
     delivery.last_status_code = failure.status_code
     delivery.last_error = failure.reason[:500]

@@ -3,12 +3,13 @@ rules every kind shares.
 
 The core finds the kind (``kinds[site.plugin]``), lets a plugin override its client
 for one site (``helpline_client``), and before, around and after the call applies what
-no plugin should have to: a site whose secrets are unset is a site problem retried
-later (never a permanent failure); timeouts, connection and TLS errors are retryable;
-a 401/403 means our credentials were refused, so the client refreshes them (if it
-can) and the call is made once more, and a second refusal is a site problem, retried
-with a long backoff. Only answers that say the request itself is unacceptable stay
-permanent. The client only builds the request and judges the answer.
+no plugin should have to: a delivery to a site whose secrets are unset is held (never
+a permanent failure, never a call with an empty credential: see ``held``); timeouts,
+connection and TLS errors are retryable; a 401/403 means our credentials were
+refused, so the client refreshes them (if it can) and the call is made once more, and
+a second refusal is a site problem, retried with a long backoff. Only answers that say
+the request itself is unacceptable stay permanent. The client only builds the request
+and judges the answer.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from plugins.types import CheckResult, DeliveryFailure, HelplineClient, Helpline
 from ..sites import Site
 from ..state import AdapterState
 from ..views import site_view
+from .held import SiteHeld
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("open", "send_message", "close")
 OPTIONAL = ("acknowledge", "create_case", "check")
 CREDENTIALS_REFUSED = (401, 403)
-#: How long a site problem (unset secrets, refused credentials) waits before a retry.
+#: How long a site problem (refused credentials) waits before a retry.
 SITE_PROBLEM_RETRY_SECONDS = 60.0
 
 
@@ -63,11 +65,9 @@ def call(state: AdapterState, site: Site, step: str, http: requests.Session,
     cls = _client_class(state, site)
     if step in OPTIONAL and step not in cls.supports:
         raise NotSupported(site.plugin, step)
-    if site.missing_secrets:
-        raise DeliveryFailure(
-            "site config incomplete (a site problem, retried): unset "
-            + ", ".join(site.missing_secrets),
-            retryable=True, retry_after=SITE_PROBLEM_RETRY_SECONDS)
+    problem = site.problem_for("helpline")
+    if problem:
+        raise SiteHeld(problem)
     client = cls(site_view(site), http)
     try:
         return _guarded(getattr(client, step), arguments)

@@ -16,6 +16,7 @@ from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
 from ..state import state_of
 from ..views import case_view, conversation_view, message_view
 from . import helpline_calls
+from .held import SiteHeld
 from .http import session_for
 
 #: Actions whose call touches the database (case steps commit their progress): these
@@ -30,6 +31,9 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
     site = state.sites.get(delivery.site)
     if site is None:
         raise DeliveryFailure(f"site {delivery.site!r} is not configured", retryable=True)
+    problem = site.problem_for(delivery.target)
+    if problem:
+        raise SiteHeld(problem)
     timeout = (app.config["HTTP_CONNECT_TIMEOUT"], app.config["HTTP_READ_TIMEOUT"])
     http = session_for(site.code, delivery.target, timeout)
     conversation = db.session.get(Conversation, delivery.conversation_id) \

@@ -18,6 +18,8 @@ Lane order is untouched: only lane heads are ever claimed.
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import timedelta
 
 from flask import Flask
@@ -25,6 +27,11 @@ from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, utcnow
+
+#: Where the relay notes when it last probed each (site, target): a failed probe backs
+#: off again, and without this note the next sweep (a second later) would probe again.
+#: Per worker process: with N workers, a site sees at most N probes per interval.
+LAST_PROBES = "adapter.delivery.last_probes"
 
 #: Answers that say "the peer is unavailable", not "this message is wrong".
 UNAVAILABLE = (429, 502, 503, 504)
@@ -64,9 +71,14 @@ def probe_failing_sites(app: Flask) -> int:
         .group_by(Delivery.site, Delivery.target)
     ).all()
     probes = 0
+    last_probes = app.extensions.setdefault(LAST_PROBES, {})
+    clock = time.monotonic()
     for site, target, due in earliest:
         if due - now <= interval or _busy(site, target):
             continue
+        if clock - last_probes.get((site, target), -math.inf) < interval.total_seconds():
+            continue  # probed within the interval: its answer was "still down"
+        last_probes[(site, target)] = clock
         first = db.session.execute(
             select(Delivery.id).where(Delivery.site == site, Delivery.target == target,
                                       *_backed_off(now), _unavailable())

@@ -15,6 +15,7 @@ from ..extensions import db
 from ..models import Conversation, ConversationState, utcnow
 from ..state import state_of
 from . import engine
+from .held import release_held
 from .kick import kick
 from .recovery import probe_failing_sites
 
@@ -26,6 +27,7 @@ def sweep(app: Flask) -> None:
     with app.app_context():
         engine.release_stuck()
         probe_failing_sites(app)
+        release_held(app)
         if engine.due_exists():
             kick(app, repair=True)
         check_assignment_timeouts(app)

@@ -7,18 +7,16 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from flask import Flask, request
-from werkzeug.serving import make_server
 
 from adapter.delivery.engine import drain
 from adapter.sandbox.control import start_sandbox
 from plugins import ENTRY_POINT_GROUP
 from plugins.manager import helpline_kinds, make_plugin_manager
 from tests.conftest import make_client
+from tests.support.receiver import receiving
 from tests.support.sites import write_site
 
 CONTACT = "5b7b4a0e-8a4c-4f3e-9d55-0c7f2a1d9e01"
@@ -58,22 +56,6 @@ def test_without_it_the_kind_is_unknown():
     assert "example" not in helpline_kinds(make_plugin_manager())
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        app = Flask("example-helpline")
-
-        @app.post("/in")
-        def receive():
-            self.received.append({"key": request.headers.get("X-Api-Key"),
-                                  **request.get_json()})
-            return {"ok": True}
-
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.port}/in"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture(scope="module")
 def rapidpro_process():
     sandbox = start_sandbox("rapidpro", "--token", "tok-example=example")
@@ -101,8 +83,7 @@ def test_example_plugin_carries_a_whole_conversation(installed_example, app_fact
     through routes the core mounts for it; the reply reaches RapidPro."""
     rapidpro = rapidpro_process
     rapidpro.client.reset()
-    receiver = Receiver()
-    try:
+    with receiving() as receiver:
         monkeypatch.setenv("EXAMPLE_API_KEY", "k-123")
         monkeypatch.setenv("EXAMPLE_CALLBACK_KEY", "cb-456")
         folder = tmp_path / "countries-example"
@@ -120,10 +101,10 @@ def test_example_plugin_carries_a_whole_conversation(installed_example, app_fact
         conversation_id = started.json["id"]
         with app.app_context():
             assert drain(app).done == 2
-        assert [r["event"] for r in receiver.received] == ["open", "message"]
-        assert receiver.received[1]["text"] == "hello"
-        assert {r["key"] for r in receiver.received} == {"k-123"}
-        assert receiver.received[0]["session_id"] == conversation_id
+        assert [r["json"]["event"] for r in receiver.received] == ["open", "message"]
+        assert receiver.received[1]["json"]["text"] == "hello"
+        assert {r["headers"]["X-Api-Key"] for r in receiver.received} == {"k-123"}
+        assert receiver.received[0]["json"]["session_id"] == conversation_id
 
         helpline = {"X-Api-Key": "cb-456"}
         reply = {"session_id": conversation_id, "message_id": "hl-1", "text": "I am here",
@@ -152,8 +133,6 @@ def test_example_plugin_carries_a_whole_conversation(installed_example, app_fact
 
         result = app.test_cli_runner().invoke(args=["sites", "check", "ex"])
         assert result.exit_code == 0 and "ping accepted" in result.output
-    finally:
-        receiver.server.shutdown()
 
 
 def test_the_example_callbacks_are_in_the_openapi_document(installed_example, app_factory,
@@ -170,3 +149,11 @@ def test_the_example_callbacks_are_in_the_openapi_document(installed_example, ap
     for action in ("reply", "end"):
         operation = paths[f"/v1/sites/{{site}}/example/{action}/"]["post"]
         assert {"200", "201", "400", "401", "404"} <= set(operation["responses"])
+
+
+def test_the_doc_shows_the_example_as_it_is():
+    """``docs/plugins.md`` prints the example's code: the block must be the file."""
+    doc = (EXAMPLE.parents[1] / "plugins.md").read_text()
+    source = (EXAMPLE / "src/helpline_adapter_example/__init__.py").read_text()
+    code = source[source.index("import hmac"):]
+    assert f"```python\n{code}```" in doc

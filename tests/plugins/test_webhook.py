@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask, request
 from standardwebhooks.webhooks import Webhook
-from werkzeug.serving import make_server
 
 from adapter.delivery import helpline_calls
 from adapter.delivery.engine import drain
@@ -21,6 +18,7 @@ from adapter.state import state_of
 from adapter.views import conversation_view, message_view
 from plugins.webhook.signing import encode, signed_headers
 from tests.conftest import make_client
+from tests.support.receiver import receiving
 from tests.support.sites import write_site
 
 SECRET = "whsec_" + base64.b64encode(b"current-secret-32-bytes-long!!!!").decode()
@@ -28,29 +26,10 @@ OLD_SECRET = "whsec_" + base64.b64encode(b"previous-secret-32-bytes-long!!!").de
 STRANGER = "whsec_" + base64.b64encode(b"someone-elses-secret-32-bytes!!!").decode()
 
 
-class Receiver:
-    """A helpline that records what it receives (a peer, over real HTTP)."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        app = Flask("webhook-receiver")
-
-        @app.post("/hook")
-        def hook():
-            self.received.append({"headers": dict(request.headers),
-                                  "body": request.get_data(as_text=True)})
-            return {"reference": f"ref-{len(self.received)}"}, 200
-
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver():
-    peer = Receiver()
-    yield peer
-    peer.server.shutdown()
+    with receiving(lambda count: ({"reference": f"ref-{count}"}, 200)) as peer:
+        yield peer
 
 
 @pytest.fixture

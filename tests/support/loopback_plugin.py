@@ -15,13 +15,16 @@ KIND = "loopback"
 
 class LoopbackConfig(Schema):
     url = fields.String(required=True)
+    token = fields.String(load_default=None)  # sent as a bearer token when given
 
 
 class LoopbackClient(HelplineClient):
     supports = frozenset({"acknowledge"})
 
     def _post(self, body):
-        response = self.http.post(self.config["url"], json=body)
+        token = self.config.get("token")
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        response = self.http.post(self.config["url"], json=body, headers=headers)
         check_response(response, "loopback")
         return SendResult(status_code=response.status_code)
 

@@ -14,6 +14,7 @@ from ...errors import ApiError
 from ...extensions import db
 from ...idempotency import idempotency_key, respond
 from ...models import Conversation, Direction
+from ...outbox import HELPLINE
 from ...sites import Site
 from ...transactions import single_statement_writes
 from ..docs import READ, WRITE, errors
@@ -112,6 +113,9 @@ class Conversations(MethodView):
             case = cases.case_for_conversation(conversation)
             if case is not None:
                 out["case_id"] = case.id
+            site_problem = protocol.site_of(conversation).problem_for(HELPLINE)
+            if site_problem:
+                out["site_problem"] = site_problem
             if intake_problem is not None:
                 out["intake_errors"] = {"code": intake_problem.code,
                                         "errors": intake_problem.errors}

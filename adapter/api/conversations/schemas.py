@@ -132,6 +132,11 @@ class ConversationOutSchema(Schema):
     no_counsellor_at = fields.DateTime(allow_none=True)
     case_id = fields.String(dump_only=True, metadata={
         "description": "Start only: the case opened with the conversation, if any"})
+    site_problem = fields.String(dump_only=True, metadata={
+        "description": "Start only, when the site cannot be delivered to as configured "
+                       "(e.g. `site config incomplete: helpline.password unset`): the "
+                       "conversation is kept, `requested`, and reaches the helpline once "
+                       "the site is fixed"})
     intake_errors = fields.Dict(dump_only=True, metadata={
         "description": "Start only: why the intake opened no case ({code, errors}); the "
                        "conversation is started all the same"})
