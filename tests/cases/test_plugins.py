@@ -19,7 +19,8 @@ from plugins.openchs.cases import bodies, phone_number
 from plugins.openchs.config import OpenCHSConfig
 from plugins.openchs.kind import OPENCHS
 from tests.conftest import make_client
-from tests.plugins.test_webhook import SECRET, Receiver
+from tests.plugins.test_webhook import SECRET
+from tests.support.receiver import Receiver
 from tests.support.sites import write_site
 
 CASE_IDS = {"default_category": "900", "priority": 3,

@@ -15,7 +15,7 @@ from adapter.extensions import db
 from adapter.models import Direction, Message
 from adapter.sites import SiteConfigError
 from tests.conftest import make_client
-from tests.plugins.test_webhook import Receiver
+from tests.support.receiver import Receiver
 from tests.support import loopback_plugin, override_plugin
 from tests.support.sites import write_site
 
