@@ -11,6 +11,8 @@ __all__ = ["create_app", "hookimpl"]
 
 def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     """Build the app: config, logging, database, plugins and sites, routes, CLI."""
+    import os
+
     from plugins.manager import helpline_kinds, make_plugin_manager
 
     from . import api as api_package
@@ -24,7 +26,11 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     from .sites import load_sites
     from .state import EXTENSION, AdapterState
 
-    app = Flask(__name__, instance_relative_config=True)
+    # ADAPTER_INSTANCE_PATH moves the instance folder (SQLite file, secret key, the
+    # embedded Redis's data); it is read before any config, since the config file is there.
+    instance = os.environ.get("ADAPTER_INSTANCE_PATH")
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=os.path.abspath(instance) if instance else None)
     load_config(app, config)
     if int(app.config["PROXY_FIX_X_FOR"]) > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -61,7 +61,9 @@ class DefaultConfig:
     CREDENTIAL_CACHE_SECONDS = 30
     CHAT_DEDUPE_WINDOW_SECONDS = 600
     LOG_LEVEL = "INFO"
-    LOG_FORMAT = "json"
+    LOG_FORMAT = "json"  # or "text": one readable line per event, for a terminal
+    # Set by `serve` when it runs a local sandbox site: {"site", "helpline", "rapidpro"}.
+    LOCAL_SANDBOX: dict | None = None
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"

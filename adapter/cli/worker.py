@@ -61,6 +61,12 @@ def _stop_on_signals(stop_asked: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def rq_log_level(level: str) -> str:
+    """RQ's own lines (two per job: the drain runs every second) only when debugging;
+    our engine logs one line per delivery outcome, which is what an operator reads."""
+    return "DEBUG" if str(level).upper() == "DEBUG" else "WARNING"
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty (for tests).")
 @click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler here.")
@@ -95,7 +101,7 @@ def worker(burst: bool, no_scheduler: bool, no_relay: bool) -> None:
                                            stop_asked=stop_asked)
                 log.info("worker.started", extra={"worker": name})
                 rq_worker.work(burst=burst, with_scheduler=not no_scheduler and not burst,
-                               logging_level=app.config["LOG_LEVEL"])
+                               logging_level=rq_log_level(app.config["LOG_LEVEL"]))
                 if burst or stop_asked.is_set():
                     break
                 log.warning("worker.restarting", extra={"worker": name})

@@ -54,9 +54,12 @@ def _toml(value: Any) -> str:
 
 
 def write_demo_site(folder: Path, helpline_api: str, rapidpro_url: str,
-                    assignment_timeout: int = 60) -> Path:
+                    assignment_timeout: int = 60, *, code: str = SITE,
+                    name: str = "Demo helpline (sandbox)") -> Path:
+    """One OpenCHS site file pointing at the sandboxes; its secrets are the ``DEMO_*``
+    variables of :data:`SANDBOX_SECRETS`."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{SITE}.toml"
+    path = folder / f"{code}.toml"
     flows = "\n".join(f"{event} = {_toml(uuid_)}" for event, uuid_ in FLOWS.items())
     scalars = {k: v for k, v in CASE_CATEGORIES.items() if not isinstance(v, dict)}
     case = "\n".join(f"{key} = {_toml(value)}" for key, value in scalars.items())
@@ -64,8 +67,8 @@ def write_demo_site(folder: Path, helpline_api: str, rapidpro_url: str,
         case += f"\n[helpline.case.{table}]\n" + "\n".join(
             f"{key} = {_toml(value)}" for key, value in CASE_CATEGORIES[table].items())
     path.write_text(f"""\
-code = "{SITE}"
-name = "Demo helpline (sandbox)"
+code = "{code}"
+name = {_toml(name)}
 plugin = "openchs"
 
 [routing]
@@ -95,6 +98,53 @@ rate_per_hour = 36000
 {flows}
 """, encoding="utf-8")
     return path
+
+
+#: The values of the secrets a sandbox site file names (made up; the sandboxes' own).
+SANDBOX_SECRETS = {
+    "DEMO_HELPLINE_USER": HELPLINE_USER,
+    "DEMO_HELPLINE_PASSWORD": HELPLINE_PASSWORD,
+    "DEMO_CALLBACK_USER": CALLBACK_USER,
+    "DEMO_CALLBACK_PASSWORD": CALLBACK_PASSWORD,
+    "DEMO_RAPIDPRO_TOKEN": RAPIDPRO_TOKEN,
+}
+
+
+@dataclass
+class SandboxSite:
+    """A sandbox helpline and a sandbox RapidPro, running, and a site file for them."""
+
+    code: str
+    helpline: RunningSandbox
+    rapidpro: RunningSandbox
+    path: Path  # the site file
+
+    def stop(self) -> None:
+        for sandbox in (self.helpline, self.rapidpro):
+            sandbox.stop()
+
+
+def start_sandbox_site(countries: Path, adapter_url: str, *, code: str = SITE,
+                       name: str = "Demo helpline (sandbox)",
+                       helpline_args: tuple[str, ...] = (),
+                       assignment_timeout: int = 60) -> SandboxSite:
+    """Start both sandboxes (the helpline calling back ``adapter_url``) and write the
+    site file into ``countries``; the adapter needs :data:`SANDBOX_SECRETS` set."""
+    helpline = start_sandbox(
+        "helpline", "--callback-url", f"{adapter_url}/v1/sites/{code}/openchs/",
+        *helpline_args,
+        env={"SANDBOX_HELPLINE_USERNAME": HELPLINE_USER,
+             "SANDBOX_HELPLINE_PASSWORD": HELPLINE_PASSWORD,
+             "SANDBOX_HELPLINE_CALLBACK_USERNAME": CALLBACK_USER,
+             "SANDBOX_HELPLINE_CALLBACK_PASSWORD": CALLBACK_PASSWORD})
+    try:
+        rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=demo-org")
+    except BaseException:
+        helpline.stop()
+        raise
+    path = write_demo_site(countries, helpline.api_url, rapidpro.url, assignment_timeout,
+                           code=code, name=name)
+    return SandboxSite(code, helpline, rapidpro, path)
 
 
 @dataclass
@@ -145,19 +195,12 @@ class LocalStack:
             self.database_url = f"sqlite:///{self.workdir / 'adapter.sqlite3'}"
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.helpline = start_sandbox(
-            "helpline", "--callback-url", f"{self.url}/v1/sites/{SITE}/openchs/",
-            *self.helpline_args,
-            env={"SANDBOX_HELPLINE_USERNAME": HELPLINE_USER,
-                 "SANDBOX_HELPLINE_PASSWORD": HELPLINE_PASSWORD,
-                 "SANDBOX_HELPLINE_CALLBACK_USERNAME": CALLBACK_USER,
-                 "SANDBOX_HELPLINE_CALLBACK_PASSWORD": CALLBACK_PASSWORD})
-        self.sandboxes.append(self.helpline)
-        self.rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=demo-org")
-        self.sandboxes.append(self.rapidpro)
         countries = self.workdir / "countries"
-        write_demo_site(countries, self.helpline.api_url, self.rapidpro.url,
-                        int(self.settings.pop("ASSIGNMENT_TIMEOUT", 60)))
+        peers = start_sandbox_site(countries, self.url, helpline_args=self.helpline_args,
+                                   assignment_timeout=int(
+                                       self.settings.pop("ASSIGNMENT_TIMEOUT", 60)))
+        self.sandboxes += [peers.helpline, peers.rapidpro]
+        self.helpline, self.rapidpro = peers.helpline, peers.rapidpro
         for name, text in self.extra_sites.items():
             (countries / name).write_text(
                 text.replace("{rapidpro_url}", self.rapidpro.url), encoding="utf-8")
@@ -168,11 +211,7 @@ class LocalStack:
             "ADAPTER_COUNTRIES_DIR": str(countries),
             "ADAPTER_SECRET_KEY": uuid.uuid4().hex,
             "ADAPTER_DELIVERY_QUEUE": f"stack-{uuid.uuid4().hex[:8]}",
-            "DEMO_HELPLINE_USER": HELPLINE_USER,
-            "DEMO_HELPLINE_PASSWORD": HELPLINE_PASSWORD,
-            "DEMO_CALLBACK_USER": CALLBACK_USER,
-            "DEMO_CALLBACK_PASSWORD": CALLBACK_PASSWORD,
-            "DEMO_RAPIDPRO_TOKEN": RAPIDPRO_TOKEN,
+            **SANDBOX_SECRETS,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                         os.environ.get("PYTHONPATH")])),
             **{f"ADAPTER_{k}": v if isinstance(v, str) else json.dumps(v)

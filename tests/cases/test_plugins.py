@@ -20,7 +20,7 @@ from plugins.openchs.config import OpenCHSConfig
 from plugins.openchs.kind import OPENCHS
 from tests.conftest import make_client
 from tests.plugins.test_webhook import SECRET
-from tests.support.receiver import Receiver
+from tests.support.receiver import receiving
 from tests.support.sites import write_site
 
 CASE_IDS = {"default_category": "900", "priority": 3,
@@ -89,9 +89,8 @@ def test_only_phone_urns_carry_a_number(urn, number):
 
 @pytest.fixture
 def receiver():
-    peer = Receiver()
-    yield peer
-    peer.server.shutdown()
+    with receiving(lambda count: ({"reference": f"ref-{count}"}, 200)) as peer:
+        yield peer
 
 
 def test_the_webhook_plugin_creates_a_case_as_one_signed_request(app_factory, tmp_path,
