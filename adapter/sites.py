@@ -41,6 +41,7 @@ class RapidProSettings:
     counsellor_prefix: str = "{counsellor}: "
     flows: Mapping[str, str] = field(default_factory=dict)  # event → flow uuid
     rate_per_hour: int = 3000
+    ca_bundle: str | None = None  # a private CA's certificates (PEM), for a self-hosted one
 
     @property
     def api_root(self) -> str:
@@ -88,6 +89,14 @@ class Site:
     intake: Mapping[str, Any]
     source: str
     missing_secrets: tuple[str, ...] = ()
+    ca_bundle: str | None = None  # the helpline's private CA (PEM); never "verify off"
+
+    def verify_for(self, target: str) -> str | bool:
+        """What TLS verification of calls to ``target`` trusts: the site's CA bundle for
+        that side, else the system's."""
+        if target == "chatbot":
+            return (self.rapidpro.ca_bundle if self.rapidpro else None) or True
+        return self.ca_bundle or True
 
     def unset_for(self, target: str) -> tuple[str, ...]:
         """The unset secrets of the table a delivery to ``target`` needs (``helpline``,
@@ -135,6 +144,7 @@ class _RapidProSchema(Schema):
         load_default=dict,
     )
     rate_per_hour = fields.Integer(load_default=3000, validate=validate.Range(min=1))
+    ca_bundle = fields.String(load_default=None)
 
 
 class _SiteSchema(Schema):
@@ -150,6 +160,9 @@ class _SiteSchema(Schema):
     )
     intake = fields.Dict(load_default=dict)
     helpline = fields.Dict(required=True)
+    # TLS for a helpline behind a private CA: a PEM file of the CA's certificates.
+    # Verification itself cannot be turned off.
+    ca_bundle = fields.String(load_default=None)
 
 
 def _flatten(messages: Any, prefix: str = "") -> list[str]:
@@ -212,6 +225,10 @@ def load_site_file(
     result_keys = {k: tuple(v) for k, v in default_result_keys.items()}
     result_keys.update({k: tuple(v) for k, v in data["result_keys"].items()})
     rp = data["rapidpro"]
+    for key, bundle in (("ca_bundle", data["ca_bundle"]),
+                        ("rapidpro.ca_bundle", (rp or {}).get("ca_bundle"))):
+        if bundle and not (Path(bundle).is_file() and os.access(bundle, os.R_OK)):
+            raise SiteConfigError(f"{path}: {key}: no readable file at {bundle!r}")
     return Site(
         code=data["code"],
         name=data["name"],
@@ -227,6 +244,7 @@ def load_site_file(
         intake=MappingProxyType(data["intake"]),
         source=str(path),
         missing_secrets=tuple(missing),
+        ca_bundle=data["ca_bundle"],
     )
 
 

@@ -110,7 +110,25 @@ def prepare_chatbot_call(app: Flask, site: Site, delivery: Delivery,
                 f"rapidpro {endpoint}: HTTP {response.status_code} (a site problem: check "
                 "[rapidpro] base_url and token)", retryable=True,
                 status_code=response.status_code, retry_after=SITE_PROBLEM_RETRY_SECONDS)
+        if response.status_code == 400 and "flow" in _field_errors(response):
+            # "No such object": the flow the site names is not in the workspace. The
+            # event is fine; the site's [rapidpro.flows] is wrong. Keep it until fixed.
+            log.warning("rapidpro.flow_missing", extra={"site": site.code,
+                                                        "delivery_id": delivery.id})
+            raise DeliveryFailure(
+                f"rapidpro {endpoint}: HTTP 400 on the flow (a site problem: the flow "
+                "is not in the workspace; check [rapidpro.flows] with 'sites check')",
+                retryable=True, status_code=400, retry_after=SITE_PROBLEM_RETRY_SECONDS)
         check_response(response, f"rapidpro {endpoint}")
         return SendResult(status_code=response.status_code)
 
     return call
+
+
+def _field_errors(response) -> dict:
+    """RapidPro's 400 body: field name → messages (anything else: empty)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

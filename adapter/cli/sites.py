@@ -6,6 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from ..chatbot.checks import check_rapidpro
 from ..delivery import helpline_calls
 from ..delivery.http import session_for
 from ..state import state_of
@@ -28,7 +29,9 @@ def list_sites() -> None:
 @group.command("check")
 @click.argument("code", required=False)
 def check(code: str | None) -> None:
-    """Check SITE (or all): config valid, secrets present, helpline reachable, login accepted."""
+    """Check SITE (or all): config valid, secrets present, helpline reachable and login
+    accepted, RapidPro token accepted and every configured flow found. One line per site
+    side and per problem; exits 1 when any fails (a deploy script can gate on it)."""
     state = state_of()
     sites = [state.sites.get(code)] if code else list(state.sites)
     if code and sites[0] is None:
@@ -41,13 +44,20 @@ def check(code: str | None) -> None:
             click.echo(f"{site.code}: FAIL missing environment variables: "
                        + ", ".join(site.missing_secrets))
             continue
-        result = helpline_calls.check(state, site, session_for(site.code, "check", timeout))
+        http = session_for(site.code, "check", timeout, site.verify_for("helpline"))
+        result = helpline_calls.check(state, site, http)
         if result is None:
             click.echo(f"{site.code}: ok (config valid; "
                        f"the {site.plugin} plugin has no live check)")
-            continue
-        failures += 0 if result.ok else 1
-        click.echo(f"{site.code}: {'ok' if result.ok else 'FAIL'} {result.detail}")
+        else:
+            failures += 0 if result.ok else 1
+            click.echo(f"{site.code}: {'ok' if result.ok else 'FAIL'} {result.detail}")
+        if site.rapidpro is not None:
+            http = session_for(site.code, "check-chatbot", timeout, site.verify_for("chatbot"))
+            for finding in check_rapidpro(site.rapidpro, http):
+                failures += 0 if finding.ok else 1
+                click.echo(f"{site.code}: rapidpro {'ok' if finding.ok else 'FAIL'} "
+                           f"{finding.detail}")
     if failures:
         raise click.exceptions.Exit(1)
 

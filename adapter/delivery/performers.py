@@ -35,7 +35,7 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
     if problem:
         raise SiteHeld(problem)
     timeout = (app.config["HTTP_CONNECT_TIMEOUT"], app.config["HTTP_READ_TIMEOUT"])
-    http = session_for(site.code, delivery.target, timeout)
+    http = session_for(site.code, delivery.target, timeout, site.verify_for(delivery.target))
     conversation = db.session.get(Conversation, delivery.conversation_id) \
         if delivery.conversation_id else None
     message = _message(delivery)

@@ -116,7 +116,7 @@ def _rapidpro_options(parser: argparse.ArgumentParser) -> None:
         dest="flows",
         action="append",
         metavar="UUID[=NAME]",
-        help="known flow (repeatable; without any, every flow uuid is accepted)",
+        help="a flow of the workspace (repeatable); a flow start naming another is refused",
     )
 
 

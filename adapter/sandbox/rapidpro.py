@@ -3,6 +3,8 @@
 - ``POST /api/v2/flow_starts.json`` and ``POST /api/v2/broadcasts.json`` (also without
   ``.json``), validated like RapidPro's serializers: 400 with field errors, else 201
   with a RapidPro-shaped body. ``GET`` on both lists what this org created.
+- ``GET /api/v2/flows.json`` (``?uuid=`` filters): the configured flows, as RapidPro
+  lists them; a flow start naming a flow not configured is refused like RapidPro does.
 - ``Authorization: Token <token>``; each configured token belongs to an org
   (``tokens: {token: org}``); missing or unknown → 401 ``{"detail": ...}``.
 - Per-org token bucket of ``rate_per_hour`` (default 3600, like RapidPro) → 429 with
@@ -48,7 +50,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "rate_per_hour": 3600,
     "org_rates": {},  # org -> rate_per_hour, for orgs with their own limit
     "burst": None,  # bucket size; None = rate_per_hour (RapidPro counts per hour)
-    "flows": {},  # flow uuid -> name; empty accepts any flow uuid
+    # flow uuid -> name: the workspace's flows. As in RapidPro, a flow start naming any
+    # other flow is refused ("No such object"); none configured, none exist.
+    "flows": {},
     "record_requests": True,
 }
 
@@ -130,7 +134,24 @@ def create_rapidpro_app(config: Mapping[str, Any] | None = None) -> Flask:
         view = _endpoint_view(state, name, validate)
         for rule in (f"{API_PREFIX}{name}.json", f"{API_PREFIX}{name}"):
             app.add_url_rule(rule, f"{name}:{rule}", view, methods=["GET", "POST"])
+    flows = _flows_view(state)
+    for rule in (f"{API_PREFIX}flows.json", f"{API_PREFIX}flows"):
+        app.add_url_rule(rule, f"flows:{rule}", flows, methods=["GET"])
     return app
+
+
+def _flows_view(state: RapidProState) -> Callable[[], Any]:
+    def flows() -> Any:
+        """The workspace's flows (``?uuid=`` one), in RapidPro's list shape."""
+        wanted = request.args.get("uuid")
+        known = state.config["flows"]
+        found = [{"uuid": flow, "name": name, "type": "message", "archived": False,
+                  "labels": [], "expires": 10080, "runs": {}, "results": [],
+                  "parent_refs": [], "created_on": _now(), "modified_on": _now()}
+                 for flow, name in known.items() if wanted in (None, flow)]
+        return jsonify({"next": None, "previous": None, "results": found})
+
+    return flows
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -205,7 +226,7 @@ def validate_flow_start(body: dict, config: Mapping[str, Any]) -> tuple[dict[str
     flows = config["flows"]
     if flow in (None, ""):
         errors["flow"] = ["This field is required."]
-    elif not _is_uuid(flow) or (flows and flow not in flows):
+    elif not _is_uuid(flow) or flow not in flows:
         errors["flow"] = [f"No such object: {flow}"]
     recipients = _validate_recipients(body, errors)
     for flag in ("restart_participants", "exclude_active"):
@@ -224,7 +245,7 @@ def validate_flow_start(body: dict, config: Mapping[str, Any]) -> tuple[dict[str
     now = _now()
     return {}, {
         "uuid": str(uuid.uuid4()),
-        "flow": {"uuid": flow, "name": flows.get(flow) or f"Sandbox flow {str(flow)[:8]}"},
+        "flow": {"uuid": flow, "name": flows[flow] or f"Sandbox flow {flow[:8]}"},
         "status": "pending",
         "groups": [{"uuid": None, "name": name} for name in recipients["groups"]],
         "contacts": [{"uuid": contact, "name": None} for contact in recipients["contacts"]],

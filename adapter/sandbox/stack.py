@@ -110,6 +110,19 @@ SANDBOX_SECRETS = {
 }
 
 
+def site_flows(countries: Path) -> dict[str, str]:
+    """Every flow uuid the site files of ``countries`` name (``[rapidpro.flows]``), with
+    its event as the name."""
+    import tomllib
+
+    flows: dict[str, str] = {}
+    for path in sorted(countries.glob("*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        for event, flow in ((data.get("rapidpro") or {}).get("flows") or {}).items():
+            flows[str(flow)] = event
+    return flows
+
+
 @dataclass
 class SandboxSite:
     """A sandbox helpline and a sandbox RapidPro, running, and a site file for them."""
@@ -138,7 +151,8 @@ def start_sandbox_site(countries: Path, adapter_url: str, *, code: str = SITE,
              "SANDBOX_HELPLINE_CALLBACK_USERNAME": CALLBACK_USER,
              "SANDBOX_HELPLINE_CALLBACK_PASSWORD": CALLBACK_PASSWORD})
     try:
-        rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=demo-org")
+        rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=demo-org",
+                                 *(f"--flow={uuid_}={event}" for event, uuid_ in FLOWS.items()))
     except BaseException:
         helpline.stop()
         raise
@@ -204,6 +218,8 @@ class LocalStack:
         for name, text in self.extra_sites.items():
             (countries / name).write_text(
                 text.replace("{rapidpro_url}", self.rapidpro.url), encoding="utf-8")
+        # The workspace has the flows the sites name, as a configured one would.
+        self.rapidpro.client.configure(flows=site_flows(countries))
         self.env = {
             **os.environ,
             "ADAPTER_DATABASE_URL": self.database_url,

@@ -220,7 +220,8 @@ def start_peers(adapter_url: str, countries: Path) -> tuple[RunningSandbox, Runn
              "SANDBOX_HELPLINE_PASSWORD": HELPLINE_PASSWORD,
              "SANDBOX_HELPLINE_CALLBACK_USERNAME": CALLBACK_USER,
              "SANDBOX_HELPLINE_CALLBACK_PASSWORD": CALLBACK_PASSWORD})
-    rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=integration-org")
+    rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=integration-org",
+                             *(f"--flow={flow}={event}" for event, flow in FLOWS.items()))
     _write_countries(countries, helpline.api_url, rapidpro.url)
     return helpline, rapidpro
 

@@ -14,6 +14,9 @@ from werkzeug.serving import make_server
 
 from adapter.sandbox.control import RunningSandbox, SandboxClient, start_sandbox
 
+#: The one flow of the sandbox workspace these tests use.
+FLOW = "f1a2b3c4-0000-4000-8000-000000000001"
+
 CALLBACK_USER = "helpline-ke"
 CALLBACK_PASSWORD = "callback-secret"
 
@@ -34,7 +37,8 @@ def helpline(helpline_process: RunningSandbox) -> RunningSandbox:
 
 @pytest.fixture(scope="module")
 def rapidpro_process() -> Iterator[RunningSandbox]:
-    sandbox = start_sandbox("rapidpro", "--token", "tok-weni=weni", "--token", "tok-other=other")
+    sandbox = start_sandbox("rapidpro", "--token", "tok-weni=weni", "--token", "tok-other=other",
+                            "--flow", f"{FLOW}=Helpline events")
     yield sandbox
     sandbox.stop()
 

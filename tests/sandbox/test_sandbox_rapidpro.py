@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from adapter.sandbox.control import RunningSandbox
+from tests.sandbox.conftest import FLOW
 
-FLOW = "f1a2b3c4-0000-4000-8000-000000000001"
 CONTACT = "c0ffee00-0000-4000-8000-000000000002"
 
 
@@ -51,6 +51,8 @@ def test_endpoints_answer_without_the_json_suffix_and_accept_legacy_extra(
     [
         ({"contacts": [CONTACT]}, "flow"),
         ({"flow": "not-a-uuid", "contacts": [CONTACT]}, "flow"),
+        # A well-formed uuid that is no flow of this workspace: RapidPro refuses it too.
+        ({"flow": str(uuid.UUID(int=7)), "contacts": [CONTACT]}, "flow"),
         ({"flow": FLOW, "contacts": ["bob"]}, "contacts"),
         ({"flow": FLOW, "urns": ["0700000001"]}, "urns"),
         ({"flow": FLOW, "urns": [f"tel:+2547{i:08d}" for i in range(101)]}, "urns"),
@@ -148,3 +150,19 @@ def test_a_body_that_is_not_json_is_a_415(rapidpro: RunningSandbox) -> None:
     )
     assert response.status_code == 415
     assert response.json() == {"detail": 'Unsupported media type "text/plain" in request.'}
+
+
+def test_flows_lists_the_workspace_flows_and_filters_by_uuid(rapidpro: RunningSandbox) -> None:
+    headers = {"Authorization": "Token tok-weni"}
+    listed = requests.get(f"{rapidpro.url}/api/v2/flows.json", headers=headers, timeout=10)
+    assert listed.status_code == 200
+    assert [flow["uuid"] for flow in listed.json()["results"]] == [FLOW]
+    one = requests.get(f"{rapidpro.url}/api/v2/flows.json", params={"uuid": FLOW},
+                       headers=headers, timeout=10).json()["results"]
+    assert [flow["name"] for flow in one] == ["Helpline events"]
+    other = requests.get(f"{rapidpro.url}/api/v2/flows.json",
+                         params={"uuid": str(uuid.UUID(int=7))}, headers=headers,
+                         timeout=10).json()
+    assert other["results"] == []
+    refused = requests.get(f"{rapidpro.url}/api/v2/flows.json", timeout=10)
+    assert refused.status_code == 401
