@@ -264,3 +264,25 @@ def test_templates_read_only_what_the_flow_defines(export):
                     if root == "trigger":
                         assert flow["name"] in EVENT_FLOWS.values(), \
                             f"{flow['name']} is not started with params: {path}"
+
+
+def test_every_event_a_shipped_site_configures_has_a_flow_here():
+    import tomllib
+
+    from .conftest import ROOT
+
+    for path in sorted((ROOT / "countries").glob("*.toml")):
+        rapidpro = tomllib.loads(path.read_text(encoding="utf-8")).get("rapidpro") or {}
+        for event in rapidpro.get("flows", {}):
+            assert event in EVENT_FLOWS, f"{path.name}: no flow in the export for {event}"
+
+
+def test_the_guide_explains_every_flow(export):
+    from .conftest import GUIDE
+
+    guide = GUIDE.read_text(encoding="utf-8")
+    for flow in export["flows"]:
+        short = flow["name"].removeprefix("Helpline: ")
+        assert f"**{flow['name']}**" in guide or f"**{short}**" in guide, flow["name"]
+    for name in GLOBALS:
+        assert f"`{name}`" in guide
