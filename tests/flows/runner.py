@@ -99,6 +99,7 @@ class Session:
 class Engine:
     def __init__(self, export: dict, globals_: dict[str, str]) -> None:
         self.flows = {flow["uuid"]: flow for flow in export["flows"]}
+        self.fields = [f["key"] for f in export["fields"]]
         self.globals = globals_
 
     def flow_named(self, name: str) -> dict:
@@ -107,6 +108,8 @@ class Engine:
     def start(self, flow: dict, contact: Contact, inputs: list[str | None] = (),
               params: dict | None = None) -> Session:
         session = Session()
+        for key in self.fields:  # a workspace's fields: empty (null) until set
+            contact.fields.setdefault(key, None)
         self._run(flow, contact, iter(list(inputs)), params or {}, session, parent=None)
         return session
 

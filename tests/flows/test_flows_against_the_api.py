@@ -186,6 +186,22 @@ def test_a_child_escalates_chats_and_ends_the_chat(engine, adapter_url, key):
     assert len(conversation_seen(adapter_url, key, conversation_id)["messages"]) == 2
 
 
+def test_a_child_already_in_a_chat_is_not_escalated_twice(engine, adapter_url, key):
+    child = kenyan_child()
+    first = engine.start(engine.flow_named(ESCALATION), child, ["yes", "Kenya", "hello"])
+    assert first.status == WAITING and len(first.calls) == 2
+    conversation_id = child.fields["helpline_conversation"]
+
+    again = engine.start(engine.flow_named(ESCALATION), child, ["it is me again"])
+    assert again.status == WAITING and again.waiting_in == CHAT
+    (message,) = again.calls  # no second start: the message joins the open conversation
+    assert message.status == 202
+    assert message.url.endswith(f"/v1/conversations/{conversation_id}/messages")
+    assert ("Helpline: Escalate", "In Chat") in again.path
+    seen = conversation_seen(adapter_url, key, conversation_id)
+    assert [m["text"] for m in seen["messages"]] == ["hello", "it is me again"]
+
+
 def test_an_unroutable_child_is_told_to_call_116(engine):
     child = Contact(uuid=str(uuid.uuid4()), urn="tel:+999555000111")
     session = engine.start(engine.flow_named(ESCALATION), child, ["yes", "Atlantis"])
@@ -195,7 +211,7 @@ def test_an_unroutable_child_is_told_to_call_116(engine):
     assert start.status == 422 and start.json["code"] == "unroutable"
     assert ("Helpline: Escalate", "Unroutable") in session.path
     assert "116" in session.sent[-1]
-    assert "helpline_conversation" not in child.fields
+    assert not child.fields["helpline_conversation"]
 
 
 def test_a_refusal_calls_nothing(engine):
