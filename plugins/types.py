@@ -145,6 +145,15 @@ class DeliveryFailure(Exception):
         self.retry_after = retry_after
 
 
+class CredentialsExpired(DeliveryFailure):
+    """The far side no longer takes our session or credentials, however it said so (a
+    403, or a 200 whose body is an error): the core refreshes them (``refresh_credentials``)
+    and calls once more, as it does on a 401."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        super().__init__(reason, retryable=True, status_code=status_code)
+
+
 @dataclass(frozen=True)
 class CaseProgress:
     """Where a multi-step case creation stands; saved after every step so a retry resumes."""

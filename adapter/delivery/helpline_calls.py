@@ -20,7 +20,13 @@ from typing import Any
 
 import requests
 
-from plugins.types import CheckResult, DeliveryFailure, HelplineClient, HelplineKind
+from plugins.types import (
+    CheckResult,
+    CredentialsExpired,
+    DeliveryFailure,
+    HelplineClient,
+    HelplineKind,
+)
 
 from ..sites import Site
 from ..state import AdapterState
@@ -72,7 +78,7 @@ def call(state: AdapterState, site: Site, step: str, http: requests.Session,
     try:
         return _guarded(getattr(client, step), arguments)
     except DeliveryFailure as failure:
-        if failure.status_code not in CREDENTIALS_REFUSED:
+        if not _refuses_credentials(failure):
             raise
         if "refresh_credentials" in cls.supports:
             log.info("helpline.credentials_refreshed", extra={"site": site.code})
@@ -80,10 +86,15 @@ def call(state: AdapterState, site: Site, step: str, http: requests.Session,
             try:
                 return _guarded(getattr(client, step), arguments)
             except DeliveryFailure as again:
-                if again.status_code not in CREDENTIALS_REFUSED:
+                if not _refuses_credentials(again):
                     raise
                 failure = again
         raise _credentials_refused(site, failure) from failure
+
+
+def _refuses_credentials(failure: DeliveryFailure) -> bool:
+    """A 401/403, or a client saying so its own way (a 200 whose body is an error)."""
+    return isinstance(failure, CredentialsExpired) or failure.status_code in CREDENTIALS_REFUSED
 
 
 def check(state: AdapterState, site: Site, http: requests.Session) -> CheckResult | None:

@@ -72,6 +72,8 @@ def _helpline_options(parser: argparse.ArgumentParser) -> None:
     add("--username", help="Basic-auth user (env SANDBOX_HELPLINE_USERNAME)")
     add("--password", help="Basic-auth password (env SANDBOX_HELPLINE_PASSWORD)")
     add("--token-ttl", type=float, help="session token lifetime, seconds (default 3600)")
+    add("--expired-token-status", type=int, choices=(200, 401, 403),
+        help="how an expired token is refused: 401 (default), 403, or 200 with errors")
     add(
         "--legacy-shape",
         action="store_true",
@@ -129,6 +131,7 @@ def helpline_config(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         "username",
         "password",
         "token_ttl",
+        "expired_token_status",
         "legacy_shape",
         "callback_url",
         "callback_token",

@@ -46,6 +46,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "username": "sandbox",
     "password": "sandbox-password",
     "token_ttl": 3600,
+    # How an expired or unknown session token is refused: 401 (the PHP core's usual
+    # answer), 403, or 200 with an {"errors": [...]} body, as some helpline builds do.
+    "expired_token_status": 401,
     "legacy_shape": False,
     "record_requests": True,
     # Callbacks to the adapter, e.g. "http://127.0.0.1:8000/v1/sites/ke/openchs/".
@@ -266,6 +269,15 @@ def _credentials_match(state: HelplineState, auth: Any) -> bool:
     return user_ok and password_ok
 
 
+def _token_refused(state: HelplineState) -> tuple[Response, int]:
+    """The answer to a call whose session token is expired or unknown (see
+    ``expired_token_status``)."""
+    status = int(state.config["expired_token_status"])
+    if status not in (200, 401, 403):
+        raise ValueError("expired_token_status must be 200, 401 or 403")
+    return _error(status, "invalid or expired token")
+
+
 def _bearer_ok(state: HelplineState) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and state.token_valid(token.strip())
@@ -278,7 +290,7 @@ def _message_view(state: HelplineState) -> Callable[[], Any]:
     def receive_message() -> Any:
         """A client message; deduplicated by ``message_id``; may wake the counsellors."""
         if not _bearer_ok(state):
-            return _error(401, "invalid or expired token")
+            return _token_refused(state)
         body = json_object(force=True)
         if body is None:
             return _error(400, "expected a JSON object")
@@ -324,7 +336,7 @@ def _resource_view(state: HelplineState, resource: str) -> Callable[[], Any]:
     def create_resource() -> Any:
         """Create a reporter/client/case row; answers in the current or legacy shape."""
         if not _bearer_ok(state):
-            return _error(401, "invalid or expired token")
+            return _token_refused(state)
         body = json_object(force=True)
         if body is None:
             return _error(400, "expected a JSON object")

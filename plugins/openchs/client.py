@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from plugins.http import check_response, json_body
-from plugins.types import DeliveryFailure
+from plugins.types import CredentialsExpired, DeliveryFailure
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,23 @@ def post(site_code: str, helpline: Mapping[str, Any], http: requests.Session, pa
     url = helpline["base_url"] + path
     token = tokens.get(site_code, helpline, http)
     response = http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
-    return check_response(response, what)
+    check_response(response, what)
+    if _error_body(response):
+        # Some helpline builds refuse an expired session with 200 {"errors": [...]}:
+        # nothing was stored. Taken as a refused session (the core logs in again once).
+        raise CredentialsExpired(f"{what}: HTTP {response.status_code} with an errors "
+                                 "body (an expired session?)",
+                                 status_code=response.status_code)
+    return response
+
+
+def _error_body(response: requests.Response) -> bool:
+    """The helpline's JSON ``errors`` key (its failure shape), in a 2xx answer."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and bool(body.get("errors"))
 
 
 def _refused(reason: str, status: int) -> DeliveryFailure:

@@ -124,6 +124,26 @@ def test_a_401_refreshes_the_token_once_and_retries_once(pm, site, helpline, htt
     assert last["headers"]["Authorization"] == f"Bearer {tokens[-1]['token']}"
 
 
+@pytest.mark.parametrize("refusal", [403, 200])
+def test_an_expired_session_refused_another_way_also_logs_in_again(pm, site, helpline, http,
+                                                                   refusal):
+    """Some helpline builds refuse an expired session with 403, or with 200 and an
+    ``errors`` body (nothing stored): either way one new login and one resend, and the
+    message is stored once."""
+    helpline.client.configure(expired_token_status=refusal)
+    step(pm, site, "send_message", http, conversation=conversation(), message=message(1))
+    helpline.client.set_faults(expire_tokens=True)
+
+    step(pm, site, "send_message", http, conversation=conversation(), message=message(2))
+
+    tokens = helpline.client.records("tokens")
+    assert len(tokens) == 2
+    assert [r["status"] for r in msg_requests(helpline)] == [201, refusal, 201]
+    assert [m["message_id"] for m in helpline.client.records("messages")] == ["m-0001", "m-0002"]
+    assert msg_requests(helpline)[-1]["headers"]["Authorization"] == \
+        f"Bearer {tokens[-1]['token']}"
+
+
 def test_a_helpline_that_keeps_refusing_is_not_asked_again_and_again(pm, site, helpline, http):
     helpline.client.set_faults(fail_status_permanent=401)
 
