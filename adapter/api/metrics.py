@@ -17,6 +17,7 @@ from adapter.api.blueprint import Blueprint
 from ..auth import require_client
 from ..extensions import db
 from ..models import Conversation, Delivery, DeliveryStatus, Message, utcnow
+from ..state import state_of
 from .docs import errors
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics")
@@ -54,6 +55,15 @@ class DatabaseCollector:
                       .where(self._at(Conversation.site)),
                       Message.direction, Message.status)
 
+        yield _counts("helpline_adapter_deliveries_retrying",
+                      "Deliveries waiting after a failed attempt, by site and target: the "
+                      "far side is failing (last_error says how; sites check names it)",
+                      db.select().where(self._at(Delivery.site),
+                                        Delivery.status == DeliveryStatus.PENDING,
+                                        Delivery.attempts > 0),
+                      Delivery.site, Delivery.target)
+        yield self._deliverable()
+
         oldest = db.session.execute(
             db.select(func.min(Delivery.created_at))
             .where(Delivery.status.in_(DeliveryStatus.ACTIVE), self._at(Delivery.site))
@@ -63,6 +73,22 @@ class DatabaseCollector:
             "Age of the oldest delivery not yet done (0 when none)")
         age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
         yield age
+
+    def _deliverable(self) -> GaugeMetricFamily:
+        """1 when a site's config lets each side be called, 0 while a secret it needs is
+        unset (its deliveries are held)."""
+        family = GaugeMetricFamily(
+            "helpline_adapter_site_deliverable",
+            "1 when the site's config for that side is complete, 0 while a secret is unset",
+            labels=["site", "target"])
+        for site in state_of().sites:
+            if self.sites is not None and site.code not in self.sites:
+                continue
+            for target in ("helpline", "chatbot"):
+                if target == "chatbot" and site.rapidpro is None:
+                    continue
+                family.add_metric([site.code, target], 0.0 if site.unset_for(target) else 1.0)
+        return family
 
 
 @blp.route("/metrics")
