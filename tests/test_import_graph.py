@@ -106,7 +106,7 @@ def _parents_of(edges: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def test_the_graph_sees_the_imports_it_must():
     edges = graph()
-    assert "adapter.protocol" in edges["adapter.api.conversations.routes"]
+    assert "adapter.protocol" in edges["adapter.dialects.rapidpro_webhook.routes"]
     assert "adapter.models" in edges["adapter.protocol"]
 
 
@@ -134,3 +134,30 @@ def test_plugins_reach_the_core_only_through_the_facade():
             if into_core:
                 reaching_in[name] = into_core
     assert reaching_in == {}
+
+
+DIALECT_FOLDERS = ("rapidpro_webhook", "openchs_chat")
+SHARED = "adapter.dialects.rapidpro_api"  # RapidPro's API, which two dialects call back
+
+
+def test_the_protocol_and_the_delivery_engine_know_no_dialect():
+    """The conversation protocol serves every dialect alike; only the dialect registry
+    (adapter.dialects) is asked which outbound a conversation uses."""
+    edges = graph()
+    core = [name for name in edges if name.startswith(("adapter.protocol", "adapter.outbox",
+                                                       "adapter.delivery", "adapter.models"))]
+    for name in core:
+        reached = {t for t in edges[name] if t.startswith("adapter.dialects.")}
+        assert not reached, f"{name} imports {reached}"
+
+
+def test_each_dialect_is_a_folder_that_imports_no_other_dialect():
+    edges = graph()
+    for folder in DIALECT_FOLDERS:
+        own = f"adapter.dialects.{folder}"
+        assert own in edges, f"{own} is not a package"
+        for name, targets in edges.items():
+            if name == own or name.startswith(own + "."):
+                others = {t for t in targets if t.startswith("adapter.dialects.")
+                          and not t.startswith((own, SHARED))}
+                assert not others, f"{name} imports {others}"

@@ -5,17 +5,15 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import BadRequest
 
+from ..dialects import any_content_type_blueprints
 from ..errors import ApiError, ErrorSchema
 from ..extensions import api
 from .fields import storable
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
-#: Blueprints whose callers send JSON without saying so (the seed's own curl examples
-#: for the OpenCHS chat API omit Content-Type): their bodies are read as JSON anyway.
-ANY_CONTENT_TYPE_BLUEPRINTS = frozenset({"openchs_compat", "openchs_compat_open"})
-#: The seed's own URLs are ``https://<host>/open/api/...``: served as they are, so Weni's
-#: integration needs no proxy rewrite or ``SCRIPT_NAME`` (``/api/...`` stays too).
-SEED_PREFIX = "/open/api"
+#: Blueprints whose callers send JSON without saying so (a dialect says which): their
+#: bodies are read as JSON anyway.
+ANY_CONTENT_TYPE_BLUEPRINTS = any_content_type_blueprints()
 
 
 def guard_json_body() -> None:
@@ -51,10 +49,8 @@ def guard_path_arguments() -> None:
 
 def init_app(app: Flask) -> None:
     from ..callbacks.routes import register_callback_routes
+    from ..dialects import register_dialect_routes
     from . import health, metrics
-    from .cases.routes import blp as cases_blp
-    from .compat.routes import blp as compat_blp
-    from .conversations.routes import blp as conversations_blp
 
     api.ERROR_SCHEMA = ErrorSchema
     api.init_app(app, spec_kwargs={
@@ -69,8 +65,5 @@ def init_app(app: Flask) -> None:
     app.before_request(guard_json_body)
     api.register_blueprint(health.blp)
     api.register_blueprint(metrics.blp)
-    api.register_blueprint(conversations_blp)
-    api.register_blueprint(cases_blp)
-    api.register_blueprint(compat_blp)
-    api.register_blueprint(compat_blp, url_prefix=SEED_PREFIX, name="openchs_compat_open")
+    register_dialect_routes(api)
     register_callback_routes(app)

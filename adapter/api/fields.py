@@ -2,8 +2,9 @@
 
 Attachments arrive as URLs (``https://host/a.jpg``) or in RapidPro's ``<content-type>:<url>``
 form (``image/jpeg:https://host/a.jpg``). Only ``http``/``https`` URLs with a host are
-accepted and stored, as the URL alone (what :mod:`adapter.chatbot.inbound` always kept):
-anything else (``file:``, ``javascript:``, ``data:``) would reach a counsellor as a link.
+accepted and stored, as the URL alone (what
+:mod:`adapter.dialects.rapidpro_webhook.wire` always kept): anything else (``file:``,
+``javascript:``, ``data:``) would reach a counsellor as a link.
 
 RapidPro also sends a shared location as ``geo:<lat>,<long>``. It is no link, so it is
 never an attachment: where a schema allows it (the chatbot's messages), it is checked,
@@ -18,6 +19,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
+
+#: An id a chatbot gives us (conversation, message, case): what every dialect accepts.
+ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}$",
+                     error="1-200 characters: letters, digits and . _ : @ / + = -")
+#: Message text: the column's length.
+TEXT = validate.Length(max=10_000)
 
 ATTACHMENT_MAX_LENGTH = 2048
 MAX_ATTACHMENTS = 10

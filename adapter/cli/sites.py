@@ -6,9 +6,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from ..chatbot.checks import check_rapidpro
 from ..delivery import helpline_calls
 from ..delivery.http import session_for
+from ..dialects.rapidpro_api.checks import check_rapidpro
 from ..state import state_of
 
 group = AppGroup("sites", help="List and check the configured helpline sites.")

@@ -40,9 +40,11 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
         if delivery.conversation_id else None
     message = _message(delivery)
     if delivery.target == CHATBOT:
-        from ..chatbot.outbound import prepare_chatbot_call
+        from ..dialects import dialect_named
 
-        return prepare_chatbot_call(app, site, delivery, conversation, message, http)
+        # The conversation's dialect says how its chatbot hears from us.
+        prepare_call = dialect_named(conversation.dialect if conversation else None).outbound()
+        return prepare_call(app, site, delivery, conversation, message, http)
 
     kind = helpline_calls.kind_of(state, site)
     params = delivery.params or {}

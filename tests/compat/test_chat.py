@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapter.api.compat.service import derived_message_ids
+from adapter.dialects.openchs_chat.service import derived_message_ids
 from adapter.extensions import db
 from adapter.models import Conversation, Delivery, Message
 from tests.compat.conftest import login, make_account

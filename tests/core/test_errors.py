@@ -293,7 +293,7 @@ def test_a_connection_cut_under_a_running_app_is_503_then_it_recovers(app_factor
 def test_a_value_the_database_refuses_is_a_500_not_a_503(app_factory, db_backend, monkeypatch):
     """With a length check missing, PostgreSQL refuses the value (a DataError): retrying
     cannot help, so it is our bug, a 500 without Retry-After; never "unavailable"."""
-    from adapter.chatbot import inbound
+    from adapter.dialects.rapidpro_webhook import wire as inbound
 
     writable = app_factory()
     auth = {"Authorization": f"Token {make_client(writable)}"}

@@ -18,8 +18,8 @@ import requests
 from werkzeug.serving import make_server
 
 from adapter import protocol
-from adapter.chatbot.outbound import build_request
 from adapter.delivery import performers
+from adapter.dialects.rapidpro_api.outbound import build_request
 from adapter.extensions import db
 from adapter.idempotency import HEADERS as IDEMPOTENCY_HEADERS
 from adapter.models import Case, Conversation, Delivery

@@ -14,12 +14,12 @@ from webargs import core
 
 from adapter.api.blueprint import ArgumentsParser, Blueprint
 
+from ...api.docs import WRITE, errors
 from ...auth import CHATBOT_OR_HELPLINE, require_client
 from ...errors import ApiError
 from ...idempotency import idempotency_key, respond
 from ...transactions import commit
-from ..docs import WRITE, errors
-from . import service
+from . import BLUEPRINT_NAME, SEED_BLUEPRINT_NAME, service
 from .schemas import (
     ChatClosedSchema,
     ChatCloseSchema,
@@ -31,7 +31,6 @@ from .schemas import (
     ChatTokenSchema,
 )
 
-BLUEPRINT_NAME = "openchs_compat"
 SECURITY = [{"Token": []}]
 WRITE_STATUSES = tuple(status for status in WRITE if status != 415)  # any Content-Type
 
@@ -140,4 +139,7 @@ def _page_url(page: int, size: int) -> str:
     return url_for(request.endpoint, page=page, page_size=size, _external=True)
 
 
-__all__ = ["blp"]
+#: The seed's own URLs are ``https://<host>/open/api/...``: served as they are, so Weni's
+#: integration needs no proxy rewrite or ``SCRIPT_NAME`` (``/api/...`` stays too).
+SEED_PREFIX = "/open/api"
+BLUEPRINTS = [(blp, {}), (blp, {"url_prefix": SEED_PREFIX, "name": SEED_BLUEPRINT_NAME})]

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from ...cases import IntakeSchema
 from ...extensions import db
 from ...models import Conversation
-from ..conversations.schemas import ID, RapidProBodySchema
+from .schemas import ID, RapidProBodySchema
 
 
 class CaseInSchema(RapidProBodySchema):

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from ..conversations.schemas import ID, TEXT
+from ...api.fields import ID, TEXT
 
 CLIENT_SOURCES = ("WENI",)
 HELPLINE_SOURCES = ("OUTBOX", "HELPLINE")

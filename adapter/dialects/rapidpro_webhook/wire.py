@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..api.fields import split_attachments
-from ..config import DefaultConfig
-from ..errors import ApiError
-from ..idempotency import key_as_id
-from ..protocol import ClientMessage, StartRequest
+from ...api.fields import split_attachments
+from ...config import DefaultConfig
+from ...errors import ApiError
+from ...idempotency import key_as_id
+from ...protocol import ClientMessage, StartRequest
 
 #: The longest value each request field may hold: its column in adapter.models.
 MAX_LENGTH = {

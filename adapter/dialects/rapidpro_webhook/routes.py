@@ -8,8 +8,8 @@ from flask.views import MethodView
 from adapter.api.blueprint import Blueprint, schema_instance
 
 from ... import access, cases, protocol
+from ...api.docs import READ, WRITE, errors
 from ...auth import CHATBOT_OR_HELPLINE, require_client, require_site_access
-from ...chatbot import inbound
 from ...errors import ApiError
 from ...extensions import db
 from ...idempotency import idempotency_key, respond
@@ -17,7 +17,7 @@ from ...models import Conversation, Direction
 from ...outbox import HELPLINE
 from ...sites import Site
 from ...transactions import single_statement_writes
-from ..docs import READ, WRITE, errors
+from . import wire as inbound
 from .schemas import (
     AckOutSchema,
     AckSchema,
@@ -216,3 +216,12 @@ class ConversationDetail(MethodView):
             for message in out["messages"]:
                 message.pop("text", None)
         return jsonify(out)
+
+
+def _blueprints():
+    from .cases import blp as cases_blp
+
+    return [(blp, {}), (cases_blp, {})]
+
+
+BLUEPRINTS = _blueprints()

@@ -8,15 +8,15 @@ from flask.views import MethodView
 from adapter.api.blueprint import Blueprint
 
 from ... import access, cases, protocol
+from ...api.docs import READ, WRITE, errors
 from ...auth import CHATBOT_OR_HELPLINE, require_client, require_site_access
-from ...chatbot.inbound import result_value
 from ...errors import ApiError
 from ...extensions import db
 from ...idempotency import idempotency_key, respond
 from ...models import Conversation
 from ...sites import Site
-from ..docs import READ, WRITE, errors
-from .schemas import CaseInSchema, CaseOutSchema
+from .case_schemas import CaseInSchema, CaseOutSchema
+from .wire import result_value
 
 blp = Blueprint("cases", __name__, url_prefix="/v1/cases",
                 description="Case creation: what the child shared becomes a helpline case")

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
-from ..fields import attachment_list
-
-ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}$",
-                     error="1-200 characters: letters, digits and . _ : @ / + = -")
-TEXT = validate.Length(max=10_000)
+from ...api.fields import ID, TEXT, attachment_list
 
 
 class _Lenient(Schema):

@@ -11,12 +11,12 @@ from redis.exceptions import RedisError
 from plugins.http import check_response, retry_after_seconds, transport_errors_retryable
 from plugins.types import DeliveryFailure, SendResult
 
-from ..delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
-from ..delivery.pacing import NotYet
-from ..extensions import db
-from ..models import Case, Conversation, Delivery, Message
-from ..queueing import pacer_for
-from ..sites import Site
+from ...delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
+from ...delivery.pacing import NotYet
+from ...extensions import db
+from ...models import Case, Conversation, Delivery, Message
+from ...queueing import pacer_for
+from ...sites import Site
 
 log = logging.getLogger(__name__)
 

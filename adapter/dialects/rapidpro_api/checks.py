@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import requests
 
-from ..sites import RapidProSettings
+from ...sites import RapidProSettings
 
 #: A uuid no workspace has: asking for it checks the token alone.
 NO_FLOW = "00000000-0000-4000-8000-000000000000"

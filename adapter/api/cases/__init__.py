@@ -1,1 +1,0 @@
-"""Case creation, as the chatbot sees it: ``/v1/cases``."""

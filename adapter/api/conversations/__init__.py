@@ -1,1 +1,0 @@
-"""The conversation protocol's routes under ``/v1/conversations``."""

@@ -1,1 +1,0 @@
-"""The chatbot side: RapidPro/Weni bodies in, RapidPro API calls out."""
