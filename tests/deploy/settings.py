@@ -24,6 +24,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 from flask import Flask
 
@@ -127,12 +128,8 @@ def looked_up_by_load_config(instance_path: Path) -> set[str]:
 
     app = Flask("settings-probe", instance_path=str(instance_path))  # Flask's own lookups
     recording = _RecordingEnviron()
-    real = os.environ
-    os.environ = recording  # type: ignore[assignment] - restored below
-    try:
+    with mock.patch.object(os, "environ", recording):
         config_module.load_config(app, None)
-    finally:
-        os.environ = real
     return {name for name in recording.looked_up if isinstance(name, str)}
 
 
