@@ -17,8 +17,11 @@ import pytest
 from .conftest import DEPLOY, ENV_FILE, INSTALL_ROOT, ROOT, VENV_BIN
 from .settings import default_config
 
-UNITS = {"web": DEPLOY / "systemd" / "helpline-adapter-web.service",
-         "worker": DEPLOY / "systemd" / "helpline-adapter-worker.service"}
+SYSTEMD = DEPLOY / "systemd"
+UNITS = {"web": SYSTEMD / "helpline-adapter-web.service",
+         "worker": SYSTEMD / "helpline-adapter-worker.service"}
+PURGE = SYSTEMD / "helpline-adapter-purge.service"
+PURGE_TIMER = SYSTEMD / "helpline-adapter-purge.timer"
 HARDENING = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
              "PrivateTmp": "yes", "PrivateDevices": "yes", "RestrictSUIDSGID": "yes",
              "CapabilityBoundingSet": ""}
@@ -60,11 +63,11 @@ def unit(request) -> tuple[str, dict]:
 
 
 def test_configparser_reads_them_too():
-    for path in UNITS.values():
+    for path in sorted(SYSTEMD.iterdir()):
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         parser.optionxform = str  # systemd keys are case-sensitive
         parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
-        assert {"Unit", "Service", "Install"} <= set(parser.sections())
+        assert "Unit" in parser.sections()
 
 
 def test_sections_and_keys(unit):
@@ -147,7 +150,7 @@ def test_systemd_analyze_verify(tmp_path):
     """systemd's own parser, with the install's venv pointed at this one (verify wants
     ExecStart's program to exist): no unknown keys, no bad values."""
     venv_bin = str(Path(sys.executable).parent)
-    for path in UNITS.values():
+    for path in SYSTEMD.iterdir():
         copy = tmp_path / path.name
         copy.write_text(path.read_text(encoding="utf-8").replace(VENV_BIN, venv_bin),
                         encoding="utf-8")
@@ -156,3 +159,21 @@ def test_systemd_analyze_verify(tmp_path):
     mine = [line for line in (done.stdout + done.stderr).splitlines()
             if str(tmp_path) in line]
     assert done.returncode == 0 and not mine, "\n".join(mine) or done.stderr
+
+
+def test_purge_runs_daily_as_a_hardened_one_shot(commands):
+    """Retention: ``helpline-adapter purge`` once a day, with the services' environment."""
+    parsed = parse_unit(PURGE)
+    assert one(parsed, "Service", "Type") == "oneshot"
+    assert one(parsed, "Service", "EnvironmentFile") == ENV_FILE
+    assert values(parsed, "Service", "DynamicUser") == ["yes"]
+    for key, expected in HARDENING.items():
+        assert one(parsed, "Service", key) == expected, key
+    argv = shlex.split(one(parsed, "Service", "ExecStart"))
+    assert argv == [f"{VENV_BIN}/helpline-adapter", "purge"]
+    commands.check(argv)
+    timer = parse_unit(PURGE_TIMER)
+    assert one(timer, "Timer", "OnCalendar") == "daily"
+    assert one(timer, "Timer", "Persistent") == "true"
+    assert one(timer, "Install", "WantedBy") == "timers.target"
+    assert PURGE_TIMER.with_suffix(".service").exists(), "the timer starts its namesake"
