@@ -181,7 +181,7 @@ def _resolve_env(value: Any, path: str, missing: list[str]) -> Any:
     if isinstance(value, str):
         def sub(match: re.Match) -> str:
             name = match.group(1)
-            if name not in os.environ:
+            if not os.environ.get(name):  # empty is unset: never a call with "" as a secret
                 missing.append(f"{path} (${{{name}}})")
                 return ""
             return os.environ[name]

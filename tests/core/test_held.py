@@ -100,6 +100,18 @@ def test_an_unset_secret_holds_the_deliveries_and_the_start_says_so(
         assert db.session.get(Conversation, started["id"]).state == "waiting"
 
 
+def test_a_secret_set_to_an_empty_string_is_unset(app_factory, countries, receiver,
+                                                  monkeypatch):
+    """`KE_TOKEN=` in an environment file sets nothing usable: held, never sent as ""."""
+    monkeypatch.setenv(TOKEN, "")
+    app = app_factory(countries=countries)
+    assert start(app)["site_problem"] == "site config incomplete: helpline.token unset"
+    with app.app_context():
+        drain(app)
+    assert {d.status for d in deliveries(app)} == {DeliveryStatus.HELD}
+    assert receiver.received == []
+
+
 def test_a_worker_without_the_secret_holds_what_the_web_tier_queued(
         app_factory, countries, receiver, monkeypatch):
     monkeypatch.setenv(TOKEN, "tok-1")
