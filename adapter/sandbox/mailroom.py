@@ -71,7 +71,6 @@ MAX_WEBHOOK_BODY = 1 << 20  # web.go maxWebhookBodyBytes
 REPLAY_WINDOW = 300.0  # seconds, web.go replayWindow
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # tickets.FetchFile
 API_VERSION = "1"
-REDACTION_MASK = "********"
 
 DEFAULT_TICKETER_UUID = "6a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7"
 

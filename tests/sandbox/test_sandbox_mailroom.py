@@ -585,3 +585,24 @@ def test_skip_webhook_hmac_accepts_unsigned_callbacks(mailroom: RunningSandbox) 
     mailroom.client.configure(skip_webhook_hmac="yes")
     unsigned = callback(mailroom, "messages", agent_message("EXT-1"), {})
     assert unsigned.status_code == 200
+
+
+def test_names_and_urns_reach_the_ticketer_as_mailroom_sends_them(
+    mailroom: RunningSandbox, ticketer: Ticketer
+) -> None:
+    """Under URN redaction open hides the name behind the contact id, but the forward's
+    sender.name is the contact display (the real name); without a name it is the URN."""
+    mailroom.client.configure(redact_urns=True)
+    named = {"uuid": str(uuid.uuid4()), "id": 42, "name": "Real Name", "urns": ["tel:+2547001"]}
+    ticket = open_ticket(mailroom, contact=named)["ticket_uuid"]
+    control(mailroom, f"{ticket}/forward", {"text": "hi"})
+    assert ticketer.calls("/v1/tickets")[0]["json"]["contact"]["name"] == "42"
+    assert ticketer.calls("/v1/tickets")[0]["json"]["contact"]["urns"] == ["tel:+2547001"]
+    assert ticketer.calls("/messages")[0]["json"]["sender"]["name"] == "Real Name"
+
+    mailroom.client.configure(redact_urns=False)
+    nameless = {"uuid": str(uuid.uuid4()), "urns": ["tel:+2547002"]}
+    ticket = open_ticket(mailroom, contact=nameless)["ticket_uuid"]
+    control(mailroom, f"{ticket}/forward", {"text": "hi"})
+    assert "name" not in ticketer.calls("/v1/tickets")[1]["json"]["contact"]
+    assert ticketer.calls("/messages")[1]["json"]["sender"]["name"] == "+2547002"
