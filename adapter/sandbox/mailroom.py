@@ -14,9 +14,10 @@ admin-facing account. The sandbox plays the platform:
   (``reopen-<ticket>-<unixnano>``; any error keeps the ticket closed), history (batch
   mode, 50 a batch, ``history-<ticket>-<batch index>``; or ``one_by_one`` to the forward
   route with ``history-<ticket>-<msg>``; run as a task tried up to 3 times, each try from
-  the first batch). Retries as goflow's HTTP config does (2 retries, 5 s then 10 s ±25 %):
-  only on a ``Retry-After`` within the delay, or — these requests all carry a key — on no
-  answer or a status above 501.
+  the first batch). Retries as mailroom's HTTP config and gocommon's ``httpx`` do (2
+  retries, backoff 5 s then 10 s ±25 %): after any answer, 2xx included, whose
+  ``Retry-After`` is non-zero and within the backoff, or — these requests all carry a
+  key — on no answer or a status above 501 (so never on 500, 501 or a bare 429).
 - **Ticketer → platform** at ``/mr/tickets/types/generic/event_callback/<ticketer_uuid>``
   ``/messages``, ``/tickets/close``, ``/tickets/reopen``: checks in web.go's order
   (ticketer, 1 MB body, HMAC signature, timestamp if sent, payload), answering with the
@@ -46,6 +47,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -259,12 +261,11 @@ class MailroomState(SandboxState):
             calls.append(outcome)
             if attempt == retries:
                 break
-            delay = float(config["retry_backoff"]) * 2**attempt
-            delay *= 1 + float(config["retry_jitter"]) * (random.random() - 0.5)  # noqa: S311
-            wait = _should_retry(outcome, delay, idempotent=bool(key))
-            if wait is None:
+            backoff = float(config["retry_backoff"]) * 2**attempt
+            backoff *= 1 + float(config["retry_jitter"]) * (random.random() - 0.5)
+            if not _should_retry(outcome, backoff, idempotent=bool(key)):
                 break
-            time.sleep(wait)
+            time.sleep(backoff)
         last = calls[-1]
         return {
             "status": last["status"],
@@ -339,24 +340,35 @@ def _client_error(status: int, body: Any) -> str:
     return f"HTTP {status}"
 
 
-def _should_retry(outcome: Mapping[str, Any], delay: float, idempotent: bool) -> float | None:
-    """Seconds to wait before retrying, or None (the answer stands)."""
+def _should_retry(outcome: Mapping[str, Any], backoff: float, idempotent: bool) -> bool:
+    """gocommon ``httpx.DefaultShouldRetry``, asked after every answer (2xx included).
+
+    A ``Retry-After`` (whole seconds or an HTTP date) that is non-zero and no longer than
+    the backoff asks for a retry, whatever the status; otherwise a request carrying an
+    ``Idempotency-Key`` is retried on no answer or a status above 501. The wait is the
+    backoff either way (``time.Sleep(backoff)``), never the Retry-After itself.
+    """
+    requested = _retry_after_seconds(outcome.get("retry_after"))
+    if requested is not None and requested != 0 and requested <= backoff:
+        return True
     status = outcome.get("status")
-    if status is not None and status < 400:
-        return None
-    retry_after = _retry_after_seconds(outcome.get("retry_after"))
-    if retry_after is not None and retry_after <= delay:
-        return retry_after
-    if idempotent and (status is None or status > 501):
-        return delay
-    return None
+    return idempotent and (status is None or status > 501)
 
 
 def _retry_after_seconds(value: Any) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
+    """``httpx.ParseRetryAfter``: an HTTP date (0 when past) or ``strconv.Atoi`` seconds."""
+    if not value:
         return None
+    try:
+        moment = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        moment = None
+    if moment is not None:
+        delta = moment.timestamp() - time.time()
+        return delta if delta >= 0 else 0.0
+    if re.fullmatch(r"[+-]?\d+", str(value)):
+        return float(int(str(value)))
+    return 0.0
 
 
 # -- typed decoding, as encoding/json into mailroom's structs ---------------------------------

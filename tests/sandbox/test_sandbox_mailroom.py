@@ -51,12 +51,12 @@ class Ticketer:
     def reset(self) -> None:
         with self.lock:
             self.received: list[dict[str, Any]] = []
-            self.forced: list[tuple[int, Any]] = []  # answers to give first, in order
+            self.forced: list[tuple] = []  # (status, body[, headers]) to answer first, in order
             self.by_key: dict[str, str] = {}
             self.closed: set[str] = set()
             self.reopen_supported = True
 
-    def force(self, *answers: tuple[int, Any]) -> None:
+    def force(self, *answers: tuple) -> None:
         with self.lock:
             self.forced.extend(answers)
 
@@ -64,7 +64,7 @@ class Ticketer:
         with self.lock:
             return [c for c in self.received if c["path"].endswith(suffix)]
 
-    def _record(self) -> tuple[int, Any] | None:
+    def _record(self) -> tuple | None:
         with self.lock:
             self.received.append(
                 {
@@ -81,7 +81,7 @@ class Ticketer:
     def _open(self) -> Any:
         forced = self._record()
         if forced:
-            return jsonify(forced[1]), forced[0]
+            return _forced(forced)
         key = request.headers.get("Idempotency-Key", "")
         with self.lock:
             external_id = self.by_key.setdefault(key, f"EXT-{len(self.by_key) + 1}")
@@ -90,7 +90,7 @@ class Ticketer:
     def _act(self, ext: str, action: str) -> Any:
         forced = self._record()
         if forced:
-            return jsonify(forced[1]), forced[0]
+            return _forced(forced)
         body = request.get_json()
         with self.lock:
             if action == "messages":
@@ -108,6 +108,11 @@ class Ticketer:
                 return jsonify({"error": "reopen_not_supported", "message": "no"}), 422
             self.closed.discard(ext)
             return jsonify({"status": "open"})
+
+
+def _forced(answer: tuple) -> Any:
+    status, body, *headers = answer
+    return jsonify(body), status, (headers[0] if headers else {})
 
 
 @pytest.fixture(scope="module")
@@ -274,6 +279,20 @@ def test_open_retries_a_503_with_the_same_request_id_and_key_but_not_a_500(
     failed = open_ticket(mailroom)
     assert not failed["ok"] and len(failed["calls"]) == 1
     assert failed["error"] == "error opening generic ticket: internal: boom"
+
+
+def test_retry_after_within_the_backoff_retries_whatever_the_status(
+    mailroom: RunningSandbox, ticketer: Ticketer
+) -> None:
+    """gocommon's DefaultShouldRetry looks at Retry-After before the status: a 201 that
+    carries one is sent again; a 429 without one is not retried."""
+    mailroom.client.configure(retry_backoff=1.0, retry_jitter=0.0, retries=1)
+    ticketer.force((201, {"external_id": "E1", "status": "open"}, {"Retry-After": "1"}))
+    again = open_ticket(mailroom)
+    assert [c["status"] for c in again["calls"]] == [201, 201]
+    ticketer.force((429, {"error": "throttled", "message": "slow down"}))
+    throttled = open_ticket(mailroom)
+    assert [c["status"] for c in throttled["calls"]] == [429] and not throttled["ok"]
 
 
 def test_open_fails_on_a_2xx_without_an_external_id(
