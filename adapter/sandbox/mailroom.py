@@ -316,9 +316,15 @@ class MailroomState(SandboxState):
         )
         return outcome
 
-    def webhook_base_url(self) -> str:
-        """``metadata.webhook_base_url``: mailroom builds ``https://<Domain>/mr/...``."""
+    def webhook_base_url(self) -> str | None:
+        """``metadata.webhook_base_url``: mailroom builds ``https://<Domain>/mr/...``.
+
+        ``domain`` None: this sandbox's own address (so a partner can call it back);
+        ``""``: left out, as mailroom does when it has no Domain configured.
+        """
         domain = self.config["domain"]
+        if domain == "":
+            return None
         root = f"https://{domain}" if domain else request.host_url.rstrip("/")
         return f"{root}{CALLBACK_PREFIX.rstrip('/')}/{self.config['ticketer_uuid']}"
 
@@ -416,12 +422,15 @@ def _json_kind(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
 def decode(raw: bytes, fields: Mapping[str, str], struct: str) -> dict[str, Any]:
     """``UnmarshalAndValidateWithLimit``: typed fields, then ``external_id`` required."""
     try:
-        parsed = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DecodeError("invalid character in request body") from exc
+        # Go replaces invalid UTF-8 with U+FFFD and knows no NaN/Infinity.
+        parsed = json.loads(raw.decode("utf-8", "replace"), parse_constant=_no_constant)
     except ValueError as exc:
         raise DecodeError(
             "unexpected end of JSON input" if not raw.strip() else f"invalid JSON: {exc.msg}"
@@ -931,7 +940,9 @@ def _open_metadata(state: MailroomState, spec: Mapping[str, Any]) -> dict[str, A
     if spec.get("channel"):
         channel = spec["channel"]
         metadata["channel"] = {key: channel.get(key, "") for key in ("uuid", "name", "address")}
-    metadata["webhook_base_url"] = state.webhook_base_url()
+    base_url = state.webhook_base_url()
+    if base_url:
+        metadata["webhook_base_url"] = base_url
     return metadata
 
 
@@ -1114,9 +1125,10 @@ def _send_history(state: MailroomState, ticket: dict[str, Any], messages: list[d
                     else entry["sender"]
                 ),
             }
-            for optional in ("text", "attachments"):
-                if optional in entry:
-                    body[optional] = entry[optional]
+            if entry.get("text", "").strip():  # messageRequestFromMsg trims, batch does not
+                body["text"] = entry["text"]
+            if "attachments" in entry:
+                body["attachments"] = entry["attachments"]
             body["sent_at"] = entry["sent_at"]
             key = f"history-{ticket['ticket_uuid']}-{entry['message_id']}"
             calls.append(

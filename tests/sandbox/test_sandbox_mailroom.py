@@ -44,6 +44,7 @@ class Ticketer:
         app = Flask("stand-in-ticketer")
         app.add_url_rule("/v1/tickets", "open", self._open, methods=["POST"])
         app.add_url_rule("/v1/tickets/<ext>/<action>", "act", self._act, methods=["POST"])
+        app.add_url_rule("/files/<name>", "file", self._file, methods=["GET"])
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -86,6 +87,12 @@ class Ticketer:
         with self.lock:
             external_id = self.by_key.setdefault(key, f"EXT-{len(self.by_key) + 1}")
         return jsonify({"external_id": external_id, "status": "open"}), 201
+
+    def _file(self, name: str) -> Any:
+        """An attachment a counsellor sends, which mailroom fetches."""
+        if name != "photo.jpg":
+            return jsonify({"error": "not_found", "message": "no such file"}), 404
+        return b"\xff\xd8jpeg-bytes", 200, {"Content-Type": "image/jpeg"}
 
     def _act(self, ext: str, action: str) -> Any:
         forced = self._record()
@@ -625,3 +632,36 @@ def test_names_and_urns_reach_the_ticketer_as_mailroom_sends_them(
     control(mailroom, f"{ticket}/forward", {"text": "hi"})
     assert "name" not in ticketer.calls("/v1/tickets")[1]["json"]["contact"]
     assert ticketer.calls("/messages")[1]["json"]["sender"]["name"] == "+2547002"
+
+
+def test_attachments_are_fetched_and_a_failed_fetch_is_a_502(
+    mailroom: RunningSandbox, ticketer: Ticketer
+) -> None:
+    open_ticket(mailroom)
+    photo = {
+        **agent_message("EXT-1", text=""),
+        "attachments": [{"url": f"{ticketer.url}/files/photo.jpg"}],
+    }
+    missing = {**photo, "attachments": [{"url": f"{ticketer.url}/files/gone.jpg"}]}
+
+    fetched = callback(mailroom, "messages", photo)
+    failed = callback(mailroom, "messages", missing)
+
+    assert fetched.status_code == 200
+    assert (failed.status_code, failed.json()["error"]) == (502, "attachment_fetch_failed")
+    (sent,) = mailroom.client.records("messages")
+    assert sent["attachments"] == [
+        {"url": f"{ticketer.url}/files/photo.jpg", "content_type": "image/jpeg", "size": 12}
+    ]
+
+
+def test_webhook_base_url_is_left_out_without_a_domain_and_https_with_one(
+    mailroom: RunningSandbox, ticketer: Ticketer
+) -> None:
+    mailroom.client.configure(domain="")
+    open_ticket(mailroom)
+    mailroom.client.configure(domain="mailroom.weni.example")
+    open_ticket(mailroom)
+    first, second = (call["json"]["metadata"] for call in ticketer.calls("/v1/tickets"))
+    assert "webhook_base_url" not in first
+    assert second["webhook_base_url"] == f"https://mailroom.weni.example{CALLBACKS}"
