@@ -31,8 +31,23 @@ admin-facing account. The sandbox plays the platform:
 Kinds recorded: ``requests`` (every non-control request), ``outbound`` (every HTTP attempt
 made to the ticketer, token masked), ``callbacks`` (every callback, accepted or refused,
 with status and answer), ``messages`` (agent messages delivered to the contact),
-``tickets`` (ticket state changes). Control API additions: ``GET /_sandbox/tickets[/<uuid>]``,
-``POST /_sandbox/tickets/open`` and ``/_sandbox/tickets/<uuid>/forward|close|reopen|history``.
+``tickets`` (ticket state changes).
+
+Control API additions (JSON bodies; every answer shows what the ticketer answered, with
+each attempt under ``calls``):
+
+- ``GET /_sandbox/tickets`` and ``/_sandbox/tickets/<uuid>``: tickets and their state.
+- ``POST /_sandbox/tickets/open`` ``{contact{uuid,id,name,urns,language}, topic (a
+  configured uuid, an object, or null; default the first configured), body, assignee,
+  flow, channel, ticket_uuid}`` → ``{ok, ticket_uuid, external_id, ticket, request,
+  status, response, calls, error}``. A failed open makes no ticket.
+- ``POST /_sandbox/tickets/<uuid>/forward`` ``{text, attachments, msg_uuid ("" for none),
+  metadata, msg_external_id}``; 409 when the ticket is closed (mailroom forwards to open
+  tickets only).
+- ``POST /_sandbox/tickets/<uuid>/close`` ``{force}`` and ``/reopen``: the platform side.
+- ``POST /_sandbox/tickets/<uuid>/history`` ``{messages: [{uuid, direction "in"|"out",
+  text, attachments, created_on, urn, status}]}``: the contact's messages in mailroom's
+  store; those outside the window or with status ``F`` are left out, as its query does.
 """
 
 from __future__ import annotations
