@@ -1,4 +1,4 @@
-"""``helpline-adapter sandbox``: the simulated helpline and RapidPro, for tests and demos."""
+"""``helpline-adapter sandbox``: the simulated helpline, RapidPro and Weni mailroom, for tests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
                                              "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def sandbox(args: tuple[str, ...]) -> None:
-    """Run a sandbox server: `sandbox helpline --port N` or `sandbox rapidpro --port N`.
+    """Run a sandbox server: `sandbox helpline|rapidpro|mailroom --port N`.
 
     `helpline-adapter sandbox --help` lists the options of each.
     """

@@ -1,4 +1,4 @@
-"""Command line: ``python -m adapter.sandbox helpline|rapidpro --port N [options]``.
+"""Command line: ``python -m adapter.sandbox helpline|rapidpro|mailroom --port N [options]``.
 
 Settings come from the defaults, then ``--config FILE.json``, then environment
 variables (for secrets, so they stay off the command line and out of ``ps``), then
@@ -21,9 +21,10 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from adapter.sandbox.helpline import create_helpline_app
+from adapter.sandbox.mailroom import create_mailroom_app
 from adapter.sandbox.rapidpro import create_rapidpro_app
 
-__all__ = ["create_helpline_app", "create_rapidpro_app", "main"]
+__all__ = ["create_helpline_app", "create_mailroom_app", "create_rapidpro_app", "main"]
 
 #: Environment variable -> helpline config key.
 HELPLINE_ENV = {
@@ -35,12 +36,17 @@ HELPLINE_ENV = {
 }
 #: ``token=org,token2=org2``
 RAPIDPRO_TOKENS_ENV = "SANDBOX_RAPIDPRO_TOKENS"
+#: Environment variable -> mailroom (generic ticketer) config key.
+MAILROOM_ENV = {
+    "SANDBOX_MAILROOM_API_TOKEN": "api_token",
+    "SANDBOX_MAILROOM_WEBHOOK_SECRET": "webhook_secret",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m adapter.sandbox",
-        description="Run a sandbox peer (helpline or RapidPro simulator) over real HTTP.",
+        description="Run a sandbox peer (helpline, RapidPro or Weni mailroom) over real HTTP.",
     )
     sub = parser.add_subparsers(dest="kind", required=True)
     helpline = sub.add_parser("helpline", help="OpenCHS-compatible helpline simulator")
@@ -49,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     rapidpro = sub.add_parser("rapidpro", help="RapidPro API v2 simulator")
     _common_options(rapidpro)
     _rapidpro_options(rapidpro)
+    mailroom = sub.add_parser(
+        "mailroom", help="Weni mailroom's generic ticketer side (for the weni-ticketer dialect)"
+    )
+    _common_options(mailroom)
+    _mailroom_options(mailroom)
     return parser
 
 
@@ -122,6 +133,39 @@ def _rapidpro_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _mailroom_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--base-url", help="the ticketer's base URL (where POST /v1/tickets goes)")
+    add("--api-token", help="Bearer token sent to the ticketer (env SANDBOX_MAILROOM_API_TOKEN)")
+    add(
+        "--webhook-secret",
+        help="HMAC secret of the callbacks (env SANDBOX_MAILROOM_WEBHOOK_SECRET)",
+    )
+    add(
+        "--skip-webhook-hmac",
+        action="store_true",
+        default=None,
+        help="accept unsigned callbacks (mailroom's skip_webhook_hmac; staging only)",
+    )
+    add("--ticketer-uuid", help="the ticketer's uuid in the callback URLs (lowercase)")
+    add(
+        "--topic",
+        dest="topics",
+        action="append",
+        metavar="UUID[/QUEUE_UUID][=NAME]",
+        help="a topic tickets may be opened with (repeatable; the first is the default)",
+    )
+    add("--project-uuid", help="metadata.project_uuid sent on open and history")
+    add("--project-name", help="metadata.project_name sent on open and history")
+    add("--domain", help="mailroom's domain: webhook_base_url becomes https://DOMAIN/mr/...")
+    add("--history-mode", choices=("batch", "one_by_one"), help="default batch")
+    add("--history-batch-size", type=int, help="messages per history batch (default 50)")
+    add("--redact-urns", action="store_true", default=None, help="org redacts URNs")
+    add("--retries", type=int, help="retries of a failed request (default 2, as mailroom)")
+    add("--retry-backoff", type=float, help="first retry delay, seconds (default 5, doubles)")
+    add("--timeout", type=float, help="request timeout, seconds (default 15)")
+
+
 def helpline_config(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
     """Config for the helpline app from a file, the environment and flags."""
     config = _file_config(args.config)
@@ -165,6 +209,43 @@ def rapidpro_config(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
     return config
 
 
+def mailroom_config(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Config for the mailroom app from a file, the environment and flags."""
+    config = _file_config(args.config)
+    config.update({key: environ[var] for var, key in MAILROOM_ENV.items() if environ.get(var)})
+    if args.topics:
+        config["topics"] = _topics(args.topics)
+    flags = (
+        "base_url",
+        "api_token",
+        "webhook_secret",
+        "skip_webhook_hmac",
+        "ticketer_uuid",
+        "project_uuid",
+        "project_name",
+        "domain",
+        "history_mode",
+        "history_batch_size",
+        "redact_urns",
+        "retries",
+        "retry_backoff",
+        "timeout",
+        "record_requests",
+    )
+    config.update(_given(args, flags))
+    return config
+
+
+def _topics(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``["t1/q1=Counselling", "t2"]`` -> ``{"t1": {"name": ..., "queue_uuid": "q1"}, ...}``."""
+    topics = {}
+    for item in items:
+        ids, _, name = item.strip().partition("=")
+        topic, _, queue = ids.partition("/")
+        topics[topic] = {"name": name, "queue_uuid": queue}
+    return topics
+
+
 def _file_config(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
@@ -195,6 +276,7 @@ def _pairs(items: Sequence[str], default: str) -> dict[str, str]:
 FACTORIES: dict[str, tuple[Callable[[dict], Flask], Callable[..., dict]]] = {
     "helpline": (create_helpline_app, helpline_config),
     "rapidpro": (create_rapidpro_app, rapidpro_config),
+    "mailroom": (create_mailroom_app, mailroom_config),
 }
 
 
