@@ -54,7 +54,10 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
             from .sites import SiteConfigError
 
             raise SiteConfigError(f"{site.source}: " + "; ".join(problems))
-    app.extensions[EXTENSION] = AdapterState(pm=pm, kinds=kinds, sites=sites)
+    from .dialects import chatbot_events
+
+    app.extensions[EXTENSION] = AdapterState(pm=pm, kinds=kinds, sites=sites,
+                                             chatbot_events=chatbot_events)
 
     init_database(app)
     register_error_handlers(app)

@@ -66,6 +66,9 @@ class Conversation(db.Model):
     location: Mapped[str | None] = mapped_column(String(120))
     flow_uuid: Mapped[str | None] = mapped_column(String(64))
     run_uuid: Mapped[str | None] = mapped_column(String(64))
+    # Where its chatbot is called back, when the chatbot gave it (a Weni ticketer's
+    # ``metadata.webhook_base_url``); None: the site's own settings say.
+    chatbot_callback_url: Mapped[str | None] = mapped_column(String(2048))
     opened_by: Mapped[str | None] = mapped_column(String(120))
     closed_by: Mapped[str | None] = mapped_column(String(16))
     close_reason: Mapped[str | None] = mapped_column(String(32))

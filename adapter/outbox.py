@@ -120,7 +120,24 @@ def add_chatbot_event(
     site: Site, conversation: Conversation | None, event: str, params: dict | None = None,
     case_id: str | None = None,
 ) -> Delivery | None:
-    """Queue an event to the chatbot, if the site sends that event anywhere."""
+    """Queue an event to the chatbot, if the site sends that event anywhere. The
+    conversation's dialect may say otherwise (``AdapterState.chatbot_events``): which
+    events its chatbot hears, and as what."""
+    planned = None
+    hook = state_of().chatbot_events
+    if hook is not None and conversation is not None:
+        planned = hook(site, conversation, event, params or {})
+    if planned is not None:
+        first = None
+        for name, values in planned:
+            delivery = add_delivery(
+                site=site.code, target=CHATBOT,
+                action="message" if name == "message" else "event",
+                conversation=conversation,
+                message_id=values.get("message_id") if name == "message" else None,
+                case_id=case_id, params={"event": name, **values})
+            first = first or delivery
+        return first
     rapidpro = site.rapidpro
     if rapidpro is None or (event != "message" and event not in rapidpro.flows):
         return None

@@ -45,6 +45,9 @@ class StartRequest:
     flow_uuid: str | None = None
     run_uuid: str | None = None
     dialect: str = "rapidpro"
+    #: Where the chatbot is called back, when it says so with the start (a Weni ticketer's
+    #: ``webhook_base_url``).
+    callback_url: str | None = None
     intake: dict | None = None  # validated (adapter.cases.read_intake): opens a case
 
 
@@ -172,6 +175,7 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
         location=req.location,
         flow_uuid=req.flow_uuid,
         run_uuid=req.run_uuid,
+        chatbot_callback_url=req.callback_url,
         opened_by=actor,
         created_at=now,
         waiting_since=now,
@@ -250,6 +254,25 @@ def close_from_chatbot(conversation: Conversation, actor: str, reason: str | Non
     _close(conversation, closed_by="client", reason=reason or "resolved", actor=actor)
     add_delivery(site=site.code, target=HELPLINE, action="close", conversation=conversation,
                  params={"closed_by": "client"})
+    return True
+
+
+def reopen_from_chatbot(conversation: Conversation, actor: str) -> bool:
+    """A closed conversation opened again by the chatbot: back to ``requested``, hunting
+    afresh, and opened at the helpline again (a new open delivery, after the close in its
+    lane). False if it was open already (nothing changes)."""
+    lock_for_change(conversation)
+    if conversation.is_open:
+        return False
+    site = site_of(conversation)
+    now = utcnow()
+    previous = {"closed_by": conversation.closed_by, "reason": conversation.close_reason}
+    conversation.closed_by = conversation.close_reason = conversation.closed_at = None
+    conversation.counsellor = conversation.assigned_at = conversation.no_counsellor_at = None
+    conversation.waiting_since = now
+    _set_state(conversation, ConversationState.REQUESTED, actor, "reopen", **previous)
+    add_delivery(site=site.code, target=HELPLINE, action="open", conversation=conversation,
+                 params={"reopened": True})
     return True
 
 

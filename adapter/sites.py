@@ -64,6 +64,22 @@ class RapidProSettings:
 
 
 @dataclass(frozen=True)
+class WeniSettings:
+    """``[chatbot.weni]``: this site as a Weni generic ticketer (the ``weni_ticketer``
+    dialect). Topics and queues route an open here; the secret signs our callbacks."""
+
+    topics: tuple[str, ...] = ()  # topic uuids (lowercase)
+    queues: tuple[str, ...] = ()  # queue uuids (lowercase)
+    webhook_secret: str | None = None
+    reopen: bool = True  # False: a reopen is answered 422 reopen_not_supported
+    #: Told to the child (as a message from the system) when a counsellor takes the
+    #: conversation, and when nobody did in time; empty: not sent.
+    assigned_text: str = ""
+    no_counsellor_text: str = ("No counsellor is free right now. If you are in danger, "
+                               "call 116.")
+
+
+@dataclass(frozen=True)
 class Policies:
     assignment_timeout: int = 300
     on_no_counsellor: str = "keep_waiting"  # or "close"
@@ -90,6 +106,7 @@ class Site:
     source: str
     missing_secrets: tuple[str, ...] = ()
     ca_bundle: str | None = None  # the helpline's private CA (PEM); never "verify off"
+    weni: WeniSettings | None = None  # [chatbot.weni]
 
     def verify_for(self, target: str) -> str | bool:
         """What TLS verification of calls to ``target`` trusts: the site's CA bundle for
@@ -101,8 +118,8 @@ class Site:
     def unset_for(self, target: str) -> tuple[str, ...]:
         """The unset secrets of the table a delivery to ``target`` needs (``helpline``,
         or ``rapidpro`` for the chatbot): while any is, that side cannot be called."""
-        table = "rapidpro" if target == "chatbot" else target
-        return tuple(m for m in self.missing_secrets if m.startswith(table + "."))
+        tables = ("rapidpro.", "chatbot.") if target == "chatbot" else (target + ".",)
+        return tuple(m for m in self.missing_secrets if m.startswith(tables))
 
     def problem_for(self, target: str) -> str | None:
         """One line saying why ``target`` cannot be delivered to, or ``None`` (no secrets)."""
@@ -147,6 +164,23 @@ class _RapidProSchema(Schema):
     ca_bundle = fields.String(load_default=None)
 
 
+_UUID = validate.Regexp(r"^[0-9A-Fa-f-]{1,64}$", error="a uuid")
+
+
+class _WeniSchema(Schema):
+    topics = fields.List(fields.String(validate=_UUID), load_default=list)
+    queues = fields.List(fields.String(validate=_UUID), load_default=list)
+    webhook_secret = fields.String(load_default=None)
+    reopen = fields.Boolean(load_default=True)
+    assigned_text = fields.String(load_default="", validate=validate.Length(max=1000))
+    no_counsellor_text = fields.String(load_default=WeniSettings.no_counsellor_text,
+                                       validate=validate.Length(max=1000))
+
+
+class _ChatbotSchema(Schema):
+    weni = fields.Nested(_WeniSchema, load_default=None)
+
+
 class _SiteSchema(Schema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$"))
     name = fields.String(required=True)
@@ -155,6 +189,7 @@ class _SiteSchema(Schema):
     routing = fields.Nested(_RoutingSchema, load_default=lambda: _RoutingSchema().load({}))
     policies = fields.Nested(_PolicySchema, load_default=lambda: _PolicySchema().load({}))
     rapidpro = fields.Nested(_RapidProSchema, load_default=None)
+    chatbot = fields.Nested(_ChatbotSchema, load_default=None)
     result_keys = fields.Dict(
         keys=fields.String(), values=fields.List(fields.String()), load_default=dict
     )
@@ -229,6 +264,14 @@ def load_site_file(
                         ("rapidpro.ca_bundle", (rp or {}).get("ca_bundle"))):
         if bundle and not (Path(bundle).is_file() and os.access(bundle, os.R_OK)):
             raise SiteConfigError(f"{path}: {key}: no readable file at {bundle!r}")
+    weni = (data["chatbot"] or {}).get("weni")
+    raw_secret = ((raw.get("chatbot") or {}).get("weni") or {}).get("webhook_secret")
+    if weni is not None and raw_secret and not ENV_REF.fullmatch(str(raw_secret)):
+        raise SiteConfigError(f"{path}: chatbot.weni.webhook_secret: must be a ${{ENV_VAR}} "
+                              "reference, never the secret itself")
+    if weni is not None and not weni["webhook_secret"] and not any(
+            m.startswith("chatbot.weni.webhook_secret") for m in missing):
+        raise SiteConfigError(f"{path}: chatbot.weni.webhook_secret: required (as ${{ENV}})")
     return Site(
         code=data["code"],
         name=data["name"],
@@ -245,6 +288,12 @@ def load_site_file(
         source=str(path),
         missing_secrets=tuple(missing),
         ca_bundle=data["ca_bundle"],
+        weni=WeniSettings(
+            topics=tuple(t.lower() for t in weni["topics"]),
+            queues=tuple(q.lower() for q in weni["queues"]),
+            webhook_secret=weni["webhook_secret"] or None, reopen=weni["reopen"],
+            assigned_text=weni["assigned_text"],
+            no_counsellor_text=weni["no_counsellor_text"]) if weni is not None else None,
     )
 
 

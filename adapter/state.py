@@ -29,6 +29,10 @@ class AdapterState:
     # Not imported for their types: both modules read this state (no import cycle).
     pacers: dict[str, Any] = field(default_factory=dict)  # key prefix → delivery.pacing.Pacer
     callers: Any = None  # adapter.callers.CallerCache, made on first request
+    #: ``(site, conversation, event, params)`` → the chatbot deliveries an event makes,
+    #: as ``[(event, params), ...]``, or None for the default (RapidPro) rule. Set from
+    #: the dialect registry, so the outbox never names a dialect.
+    chatbot_events: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -183,15 +183,25 @@ def _run_wave(app: Flask, wave: list[Delivery], failing_sites: set[str],
             continue
         if delivery.action in SEQUENTIAL_ACTIONS or len(wave) == 1:
             _settle(app, delivery, *_call(call), started, failing_sites, result)
+            _commit_if_final(call)
         else:
             calls.append((delivery, call, started))
     if not calls:
         return
     pool = _executor(max(1, int(app.config["DELIVERY_CONCURRENCY"])))
-    futures = [(delivery, pool.submit(_call, call), started)
+    futures = [(delivery, pool.submit(_call, call), started, call)
                for delivery, call, started in calls]
-    for delivery, future, started in futures:
+    for delivery, future, started, _ in futures:
         _settle(app, delivery, *future.result(), started, failing_sites, result)
+    if any(getattr(call, "record_at_once", False) for *_, call in futures):
+        db.session.commit()
+
+
+def _commit_if_final(call: Callable) -> None:
+    """A call whose far side does not deduplicate (``record_at_once``): its outcome is
+    committed now, not with the batch, so a worker dying later cannot send it again."""
+    if getattr(call, "record_at_once", False):
+        db.session.commit()
 
 
 def _call(call: Callable) -> tuple[object, Exception | None]:

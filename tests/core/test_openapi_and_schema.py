@@ -22,6 +22,12 @@ OBSERVED = {
     ("/v1/conversations/{conversation_id}/close", "post"): {200, 400, 401, 403, 404, 503},
     ("/v1/conversations/{conversation_id}/acks", "post"): {200, 400, 401, 403, 404, 503},
     ("/v1/conversations/{conversation_id}", "get"): {200, 400, 401, 403, 404, 503},
+    # The weni-ticketer dialect (tests/dialects/test_weni_ticketer_http.py).
+    ("/v1/tickets", "post"): {201, 400, 401, 403, 409, 415, 422},
+    ("/v1/tickets/{external_id}/messages", "post"): {200, 400, 401, 404, 409},
+    ("/v1/tickets/{external_id}/close", "post"): {200, 400, 409},
+    ("/v1/tickets/{external_id}/reopen", "post"): {200, 404, 422},
+    ("/v1/tickets/{external_id}/history", "post"): {200, 400, 404},
     ("/healthz", "get"): {200},
     ("/readyz", "get"): {200, 503},
 }
@@ -72,6 +78,24 @@ def test_error_answers_use_the_error_schema_and_routes_need_a_token(spec):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema["$ref"].endswith("/Error"), (path, code)
     assert spec["components"]["securitySchemes"]["Token"]["in"] == "header"
+
+
+def test_ticket_routes_document_the_contracts_error_envelope(spec):
+    """The weni-ticketer routes answer errors as the generic ticketer contract does."""
+    error = spec["components"]["schemas"]["TicketError"]
+    assert set(error["properties"]) == {"error", "message", "details"}
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/v1/tickets"):
+            continue
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            assert operation.get("security") == [{"Token": []}], path
+            for code, response in operation["responses"].items():
+                if code.isdigit() and int(code) >= 400:
+                    assert "$ref" not in response, (path, code)  # not the shared Error
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema["$ref"].endswith("/TicketError"), (path, code)
 
 
 def test_the_docs_ui_answers(client):
