@@ -4,6 +4,11 @@ A :class:`LocalStack` starts, on free loopback ports: an embedded Redis-compatib
 server (unless a Redis URL is given), the sandbox helpline and sandbox RapidPro, a
 countries folder with one OpenCHS site pointing at them, the database schema
 (Alembic), an API client, gunicorn serving ``wsgi:app`` and delivery workers.
+
+With ``mailroom=True`` it also starts the sandbox mailroom (Weni's generic-ticketer
+side), its ``base_url`` the adapter and its API token the stack's client key; the site
+gains a ``[chatbot.weni]`` table (topic :data:`WENI_TOPIC`, the webhook secret as
+``${DEMO_WENI_WEBHOOK_SECRET}``), so tickets the mailroom opens reach the site.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ FLOWS = {
     "case_failed": "d3a10000-0000-4000-8000-000000000006",
 }
 
+#: The sandbox mailroom's topic (and queue), routed to the demo site by ``[chatbot.weni]``.
+WENI_TOPIC = "a1d2b8c3-9e4f-4a5b-8c6d-7e8f9a0b1c2d"
+WENI_QUEUE = "c4d5e6f7-8a9b-4c0d-9e2f-3a4b5c6d7e8f"
+WENI_ASSIGNED_TEXT = "A counsellor has joined the chat."
+
 #: The demo helpline's own category ids (``[helpline.case]``), as a site would configure.
 CASE_CATEGORIES = {
     "default_category": "362557",
@@ -55,7 +65,7 @@ def _toml(value: Any) -> str:
 
 def write_demo_site(folder: Path, helpline_api: str, rapidpro_url: str,
                     assignment_timeout: int = 60, *, code: str = SITE,
-                    name: str = "Demo helpline (sandbox)") -> Path:
+                    name: str = "Demo helpline (sandbox)", weni: bool = False) -> Path:
     """One OpenCHS site file pointing at the sandboxes; its secrets are the ``DEMO_*``
     variables of :data:`SANDBOX_SECRETS`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +106,13 @@ rate_per_hour = 36000
 
 [rapidpro.flows]
 {flows}
-""", encoding="utf-8")
+""" + (f"""
+[chatbot.weni]
+topics = [{_toml(WENI_TOPIC)}]
+queues = [{_toml(WENI_QUEUE)}]
+webhook_secret = "${{DEMO_WENI_WEBHOOK_SECRET}}"
+assigned_text = {_toml(WENI_ASSIGNED_TEXT)}
+""" if weni else ""), encoding="utf-8")
     return path
 
 
@@ -140,7 +156,7 @@ class SandboxSite:
 def start_sandbox_site(countries: Path, adapter_url: str, *, code: str = SITE,
                        name: str = "Demo helpline (sandbox)",
                        helpline_args: tuple[str, ...] = (),
-                       assignment_timeout: int = 60) -> SandboxSite:
+                       assignment_timeout: int = 60, weni: bool = False) -> SandboxSite:
     """Start both sandboxes (the helpline calling back ``adapter_url``) and write the
     site file into ``countries``; the adapter needs :data:`SANDBOX_SECRETS` set."""
     helpline = start_sandbox(
@@ -157,7 +173,7 @@ def start_sandbox_site(countries: Path, adapter_url: str, *, code: str = SITE,
         helpline.stop()
         raise
     path = write_demo_site(countries, helpline.api_url, rapidpro.url, assignment_timeout,
-                           code=code, name=name)
+                           code=code, name=name, weni=weni)
     return SandboxSite(code, helpline, rapidpro, path)
 
 
@@ -173,6 +189,8 @@ class LocalStack:
     settings: dict[str, Any] = field(default_factory=dict)  # ADAPTER_* values
     extra_sites: dict[str, str] = field(default_factory=dict)  # file name → TOML text
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the secrets they name
+    mailroom: bool = False  # also the sandbox mailroom, and [chatbot.weni] on the site
+    mailroom_args: tuple[str, ...] = ()
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="adapter-")))
 
     def __post_init__(self) -> None:
@@ -181,6 +199,8 @@ class LocalStack:
         self._redis_server = None
         self.url = ""
         self.key = ""
+        self.mailroom_sandbox: RunningSandbox | None = None
+        self.weni_secret = uuid.uuid4().hex
         self.env: dict[str, str] = {}
 
     def __enter__(self) -> LocalStack:
@@ -212,7 +232,8 @@ class LocalStack:
         countries = self.workdir / "countries"
         peers = start_sandbox_site(countries, self.url, helpline_args=self.helpline_args,
                                    assignment_timeout=int(
-                                       self.settings.pop("ASSIGNMENT_TIMEOUT", 60)))
+                                       self.settings.pop("ASSIGNMENT_TIMEOUT", 60)),
+                                   weni=self.mailroom)
         self.sandboxes += [peers.helpline, peers.rapidpro]
         self.helpline, self.rapidpro = peers.helpline, peers.rapidpro
         for name, text in self.extra_sites.items():
@@ -228,6 +249,7 @@ class LocalStack:
             "ADAPTER_SECRET_KEY": uuid.uuid4().hex,
             "ADAPTER_DELIVERY_QUEUE": f"stack-{uuid.uuid4().hex[:8]}",
             **SANDBOX_SECRETS,
+            "DEMO_WENI_WEBHOOK_SECRET": self.weni_secret,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                         os.environ.get("PYTHONPATH")])),
             **{f"ADAPTER_{k}": v if isinstance(v, str) else json.dumps(v)
@@ -244,6 +266,13 @@ class LocalStack:
         self.processes.append(web.start(timeout=60))
         for _ in range(self.workers):
             self.start_worker()
+        if self.mailroom:
+            self.mailroom_sandbox = start_sandbox(
+                "mailroom", "--base-url", self.url,
+                "--topic", f"{WENI_TOPIC}/{WENI_QUEUE}=Counselling", *self.mailroom_args,
+                env={"SANDBOX_MAILROOM_API_TOKEN": self.key,
+                     "SANDBOX_MAILROOM_WEBHOOK_SECRET": self.weni_secret})
+            self.sandboxes.append(self.mailroom_sandbox)
 
     def start_worker(self) -> ManagedProcess:
         worker = ManagedProcess([str(BIN / "helpline-adapter"), "worker"], env=self.env,
