@@ -137,22 +137,133 @@ def play(stack: LocalStack, timeline: Timeline, timeout: float) -> bool:
     return done
 
 
+WENI_MESSAGES = ("I don't feel safe at home", "Are you a real person?",
+                 "One more thing, please.")
+
+
+def play_weni(stack: LocalStack, timeline: Timeline, timeout: float) -> bool:
+    """The same child, handed over by Weni's mailroom (the weni-ticketer dialect): a ticket
+    opened, messages forwarded, history sent; the counsellor replies and closes (the close
+    echoed back); the platform reopens, the child writes, the platform closes."""
+    import requests
+
+    http = stack.session()
+    helpline = stack.helpline.client
+    mailroom = stack.mailroom_sandbox
+    assert mailroom is not None
+    control = f"{mailroom.url}/_sandbox"
+    helpline.configure(hunting=True, counsellors=["counsellor-amani", "counsellor-baraka"],
+                       auto_answer=[False, True], offer_timeout=1.0, reply_delay=0.4,
+                       close_after=None, send_acks=False)
+
+    def platform(path: str, body: dict | None = None) -> dict:
+        return requests.post(f"{control}/{path}", json=body or {}, timeout=60).json()
+
+    opened = platform("tickets/open", {"contact": {"name": "(not stored)",
+                                                   "urns": ["whatsapp:254700000000"]},
+                                       "body": WENI_MESSAGES[0]})
+    if not opened.get("ok"):
+        timeline.line(f"mailroom  → adapter   open ticket      failed: {opened.get('error')}")
+        return False
+    ticket, cid = opened["ticket_uuid"], opened["external_id"]
+    timeline.line(f"mailroom  → adapter   POST /v1/tickets {opened['status']}  ticket={ticket} "
+                  f"external_id={cid}{timeline.text(WENI_MESSAGES[0])}")
+    forwarded = platform(f"tickets/{ticket}/forward", {"text": WENI_MESSAGES[1]})
+    timeline.line(f"mailroom  → adapter   …/messages       {forwarded['status']}  "
+                  f"message={forwarded['response'].get('message_external_id')}"
+                  + timeline.text(WENI_MESSAGES[1]))
+    history = platform(f"tickets/{ticket}/history", {"messages": [
+        {"direction": "out", "text": "Hello! I am the helpline bot."},
+        {"direction": "in", "text": "I need to talk to someone."}]})
+    last = history["attempts"][-1]["calls"][-1] if history["attempts"][-1]["calls"] else {}
+    timeline.line(f"mailroom  → adapter   …/history        {last.get('status')}  "
+                  f"messages_received={(last.get('response') or {}).get('messages_received')}")
+    state = {"phase": "first", "conversation": {"state": "requested", "messages": []}}
+
+    def poll() -> None:
+        detail = http.get(f"{stack.url}/v1/conversations/{cid}", timeout=10).json()
+        state["conversation"] = detail
+        timeline.once(("state", state["phase"], detail["state"]),
+                      f"adapter             state            {detail['state']}"
+                      + (f"  counsellor={detail['counsellor']}" if detail["counsellor"] else ""))
+        for offer in helpline.records("offers", session_id=cid):
+            timeline.once(("offer", offer["counsellor"], offer["outcome"]),
+                          f"helpline            hunting          offer to "
+                          f"{offer['counsellor']}: {offer['outcome']}")
+        for callback in mailroom.client.records("callbacks"):
+            timeline.once(("callback", callback["path"], callback.get("body")),
+                          f"adapter   → mailroom  {callback['route']:<16} {callback['status']}  "
+                          f"signed={bool(callback['signature'])}"
+                          + (f" message={callback['message_uuid']}"
+                             if callback.get("message_uuid") else ""))
+        for call in mailroom.client.records("outbound"):
+            if call["operation"] in ("close_echo", "reopen_echo"):
+                timeline.once(("echo", call["request_id"]),
+                              f"mailroom  → adapter   {call['operation']:<16} {call['status']}  "
+                              f"(the platform echoes our {call['operation'][:-5]}: answered "
+                              f"at once)")
+        if state["phase"] == "first" and any(m["sender"].get("type") == "agent"
+                                             for m in mailroom.client.records("messages")):
+            state["phase"] = "closing-first"  # the counsellor answered: they end the chat
+            helpline.counsellor("close", session_id=cid)
+            timeline.line("helpline            counsellor       closes the chat")
+        if state["phase"] == "closing-first" and detail["state"] == "closed" and any(
+                t["status"] == "closed" for t in mailroom.client.records("tickets")):
+            state["phase"] = "reopened"
+            again = platform(f"tickets/{ticket}/reopen")
+            timeline.line(f"mailroom  → adapter   …/reopen         "
+                          f"{(again.get('calls') or [{}])[-1].get('status')}  ticket={ticket}")
+            sent = platform(f"tickets/{ticket}/forward", {"text": WENI_MESSAGES[2]})
+            timeline.line(f"mailroom  → adapter   …/messages       {sent['status']}  "
+                          f"message={sent['response'].get('message_external_id')}"
+                          + timeline.text(WENI_MESSAGES[2]))
+            helpline.counsellor("assign", session_id=cid, counsellor="counsellor-baraka")
+            helpline.counsellor("reply", session_id=cid, text="I am still here for you.")
+        if state["phase"] == "reopened" and any(
+                m["text"] == "I am still here for you."
+                for m in mailroom.client.records("messages")):
+            state["phase"] = "closing"
+            closed = platform(f"tickets/{ticket}/close")
+            timeline.line(f"mailroom  → adapter   …/close          "
+                          f"{(closed.get('calls') or [{}])[-1].get('status')}  ticket={ticket}")
+
+    done = _wait(lambda: state["phase"] == "closing"
+                 and state["conversation"]["state"] == "closed", timeout, poll)
+    poll()
+    final = state["conversation"]
+    sent = len(mailroom.client.records("messages"))
+    timeline.line(f"done: ticket {ticket} conversation {cid} {final['state']} "
+                  f"(closed by {final.get('closed_by') or '-'}), {sent} messages to the child, "
+                  f"{len(final['messages'])} messages in all")
+    return done
+
+
+DIALECT_CHOICES = ("rapidpro", "weni-ticketer")
+
+
 @click.command("demo")
 @click.option("--show-text", is_flag=True, help="Print message text too (it is made up).")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds before giving up.")
-def demo(show_text: bool, timeout: float) -> None:
-    """Play a whole conversation against the sandbox helpline and RapidPro.
+@click.option("--dialect", type=click.Choice(DIALECT_CHOICES), default="rapidpro",
+              show_default=True,
+              help="How the chatbot talks: RapidPro webhooks, or Weni's generic ticketer "
+                   "(the sandbox mailroom plays the platform).")
+def demo(show_text: bool, timeout: float, dialect: str) -> None:
+    """Play a whole conversation against the sandbox helpline and RapidPro (or mailroom).
 
     Starts everything on free local ports (embedded Redis unless REDIS_URL is set,
-    a SQLite file, gunicorn, a worker, both sandboxes), prints a timeline, stops it all.
+    a SQLite file, gunicorn, a worker, the sandboxes), prints a timeline, stops it all.
     """
     import os
 
-    click.echo("starting: embedded Redis, sandbox helpline and RapidPro, gunicorn, worker ...")
-    stack = LocalStack(redis_url=os.environ.get("REDIS_URL"),
+    weni = dialect == "weni-ticketer"
+    click.echo("starting: embedded Redis, sandbox helpline and RapidPro"
+               + (", sandbox mailroom" if weni else "") + ", gunicorn, worker ...")
+    stack = LocalStack(redis_url=os.environ.get("REDIS_URL"), mailroom=weni,
+                       mailroom_args=("--retry-backoff", "0.5"),
                        settings={"RETRY_SCHEDULE": [0.5, 1, 2, 5], "SWEEP_INTERVAL_SECONDS": 0.5})
     with stack:
         click.echo(f"adapter at {stack.url} (docs: {stack.url}/docs)\n")
-        ok = play(stack, Timeline(show_text), timeout)
+        ok = (play_weni if weni else play)(stack, Timeline(show_text), timeout)
     if not ok:
         raise click.ClickException("the conversation did not finish in time")

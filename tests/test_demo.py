@@ -29,3 +29,18 @@ def test_demo_plays_a_whole_conversation_without_showing_text():
         assert step in out, f"{step!r} missing from the timeline:\n{out}"
     assert not any(text in out for text in CLIENT_MESSAGES)
     assert "tel:+254" not in out
+
+
+def test_demo_plays_a_whole_weni_ticket_signed_with_a_reopen():
+    result = run_demo("--dialect", "weni-ticketer")
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for step in ("POST /v1/tickets 201", "…/messages       200", "messages_received=2",
+                 "state            waiting", "state            active",
+                 "adapter   → mailroom  messages         200  signed=True",
+                 "adapter   → mailroom  close            200  signed=True",
+                 "close_echo       409", "…/reopen         200", "…/close          200",
+                 "closed (closed by client)"):
+        assert step in out, f"{step!r} missing from the timeline:\n{out}"
+    assert "254700000000" not in out and "I don't feel safe" not in out
