@@ -15,8 +15,8 @@ from adapter.extensions import db
 from adapter.models import Direction, Message
 from adapter.sites import SiteConfigError
 from tests.conftest import make_client
-from tests.support.receiver import Receiver
 from tests.support import loopback_plugin, override_plugin
+from tests.support.receiver import Receiver
 from tests.support.sites import write_site
 
 
