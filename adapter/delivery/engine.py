@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -124,11 +124,16 @@ def run_batch(app: Flask, ids: list[int], claimed_at: float | None = None) -> Ba
     (loading, recording outcomes) stays in this thread; only the calls to the far side
     run in the pool, in waves of ``DELIVERY_CONCURRENCY``.
 
-    The rows, their conversations and messages are loaded in three queries, and the
-    outcomes are committed once for the batch: per-delivery round trips to the database
-    cost more than the HTTP calls themselves. A worker that dies mid-batch loses only
-    the record of that batch's outcomes; the leases run out and those deliveries go
-    again (at least once — the far side dedupes by message id), still in lane order.
+    The rows, their conversations and messages are loaded in three queries. Each call's
+    outcome is committed on its own as soon as its answer arrives (in the order answers
+    arrive, not the order calls were made): a helpline that cannot deduplicate (OpenCHS's
+    ``msg/`` stores every POST) must never see a completed call again because the worker
+    died later in the batch. A worker that dies mid-batch leaves only the calls that were
+    in flight unrecorded (at most ``DELIVERY_CONCURRENCY``); their leases run out and
+    they go again, still in lane order. Rows the batch had not started yet go once.
+    The session keeps its objects across these commits (``expire_on_commit`` off for the
+    batch): they are this worker's leased rows, and message statuses are written by
+    guarded UPDATEs that never trust the in-memory status (``protocol._advance_status``).
     """
     result = BatchResult()
     failing_sites: set[str] = set()
@@ -138,6 +143,8 @@ def run_batch(app: Flask, ids: list[int], claimed_at: float | None = None) -> Ba
     preload(rows)
     deadline = _lease_deadline(app, time.monotonic() if claimed_at is None else claimed_at)
     size = max(1, int(app.config["DELIVERY_CONCURRENCY"]))
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
         for start in range(0, len(rows), size):
             wave = rows[start:start + size]
@@ -148,8 +155,9 @@ def run_batch(app: Flask, ids: list[int], claimed_at: float | None = None) -> Ba
                         result.released += 1
                 break
             _run_wave(app, wave, failing_sites, result)
-        db.session.commit()
+        db.session.commit()  # the releases above; every outcome is committed already
     finally:
+        session.expire_on_commit = expire_on_commit
         forget_preloaded()
     return result
 
@@ -188,9 +196,10 @@ def _run_wave(app: Flask, wave: list[Delivery], failing_sites: set[str],
     if not calls:
         return
     pool = _executor(max(1, int(app.config["DELIVERY_CONCURRENCY"])))
-    futures = [(delivery, pool.submit(_call, call), started)
-               for delivery, call, started in calls]
-    for delivery, future, started in futures:
+    futures = {pool.submit(_call, call): (delivery, started)
+               for delivery, call, started in calls}
+    for future in as_completed(futures):  # each outcome recorded as its answer arrives
+        delivery, started = futures[future]
         _settle(app, delivery, *future.result(), started, failing_sites, result)
 
 
@@ -203,7 +212,18 @@ def _call(call: Callable) -> tuple[object, Exception | None]:
 
 def _settle(app: Flask, delivery: Delivery, outcome, error: Exception | None, started: float,
             failing_sites: set[str], result: BatchResult) -> None:
-    """Record one delivery's outcome (in the main thread, the only one with a session)."""
+    """Record one delivery's outcome and commit it at once (in the main thread, the only
+    one with a session): from here on a crash of this worker cannot send it again."""
+    if error is None:
+        _succeed(delivery, outcome)
+        db.session.commit()
+        result.done += 1
+        log.info("delivery.done", extra={
+            "delivery_id": delivery.id, "site": delivery.site, "target": delivery.target,
+            "action": delivery.action, "attempt": delivery.attempts,
+            "conversation_id": delivery.conversation_id,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+        return
     if isinstance(error, NotYet):
         _release(delivery, delay=error.seconds)
         result.released += 1
@@ -211,20 +231,13 @@ def _settle(app: Flask, delivery: Delivery, outcome, error: Exception | None, st
         if error.retryable:
             failing_sites.add(delivery.site)
         _fail(app, delivery, error, result)
-    elif error is not None:  # a bug or an unexpected answer: retry, and surface it
+    else:  # a bug or an unexpected answer: retry, and surface it
         log.error("delivery.error", exc_info=(type(error), error, error.__traceback__),
                   extra={"delivery_id": delivery.id, "site": delivery.site})
         _fail(app, delivery, DeliveryFailure(f"error: {type(error).__name__}",
                                              retryable=True), result)
         result.unexpected = error
-    else:
-        _succeed(delivery, outcome)
-        result.done += 1
-        log.info("delivery.done", extra={
-            "delivery_id": delivery.id, "site": delivery.site, "target": delivery.target,
-            "action": delivery.action, "attempt": delivery.attempts,
-            "conversation_id": delivery.conversation_id,
-            "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+    db.session.commit()
 
 
 def _release(delivery: Delivery, delay: float) -> None:
