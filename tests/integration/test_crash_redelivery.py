@@ -3,9 +3,9 @@
 OpenCHS's ``msg/`` stores every POST (it does not deduplicate by ``message_id``), so
 every call the adapter makes twice is a message a counsellor sees twice. The sandbox
 helpline here behaves the same (its default). Each run streams numbered messages in
-several conversations through gunicorn to a real ``helpline-adapter worker`` process,
-kills the worker (SIGKILL) at a random moment, starts another, and counts at the
-helpline:
+several conversations through gunicorn to a real ``helpline-adapter worker`` process
+(every other run: queues them first, as a worker finds them after an outage), kills the
+worker (SIGKILL) at a random moment, starts another, and counts at the helpline:
 
 - lost: accepted (2xx) but never arrived — must be 0;
 - order: within each conversation, messages arrive in the order accepted (a re-sent
@@ -98,15 +98,29 @@ def _msg_requests(stack: LocalStack, sessions) -> list[dict]:
             and r["json"].get("session_id") in sessions]
 
 
-def one_run(stack: LocalStack, run: int, rng: random.Random) -> dict:
-    """Stream, kill the worker at a random point, restart it, count. One row."""
+def _worker(stack: LocalStack):
+    return next(p for p in stack.processes if p.name == "worker" and p.is_running())
+
+
+def one_run(stack: LocalStack, run: int, rng: random.Random, backlog: bool) -> dict:
+    """Stream (or, with ``backlog``, queue everything while no worker runs, then start
+    one: its batches then hold every conversation), kill the worker at a random point,
+    restart it, count. One row."""
     from concurrent.futures import ThreadPoolExecutor
 
     helpline = stack.helpline.client
     helpline.set_faults(slow=SLOW)
-    worker = next(p for p in stack.processes if p.name == "worker" and p.is_running())
+    if backlog:
+        idle = _worker(stack)
+        idle.stop()
+        stack.processes.remove(idle)
+        idle.close()
     with ThreadPoolExecutor(1) as pool:
         streaming = pool.submit(_stream, stack, run)
+        if backlog:
+            streaming.result(timeout=60)
+            stack.start_worker()
+        worker = _worker(stack)
         wait_until(lambda: any(r["path"].rstrip("/").endswith("msg") and r.get("status")
                                for r in helpline.records("requests")),
                    timeout=20, what="the first call answered")
@@ -150,6 +164,7 @@ def one_run(stack: LocalStack, run: int, rng: random.Random) -> dict:
             disordered.append((session, seen))
     return {
         "run": run,
+        "backlog": backlog,
         "kill_after_first_answer_s": round(delay, 2),
         "calls": len(calls),
         "in_flight_at_kill": len(in_flight),
@@ -180,7 +195,7 @@ def _all_deliveries_done(stack: LocalStack) -> bool:
 def test_a_sigkilled_worker_resends_at_most_the_calls_it_had_in_flight(crash_stack):
     seed = int(os.environ.get("CRASH_SEED", time.time()))
     rng = random.Random(seed)
-    rows = [one_run(crash_stack, run, rng) for run in range(RUNS)]
+    rows = [one_run(crash_stack, run, rng, backlog=bool(run % 2)) for run in range(RUNS)]
     report = os.environ.get("CRASH_REPORT")
     if report:
         with open(report, "a", encoding="utf-8") as out:
