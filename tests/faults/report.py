@@ -24,6 +24,7 @@ COLUMNS = [
     ("lost", "Lost"),
     ("duplicated", "Duplicated"),
     ("reordered", "Reordered"),
+    ("late_copies", "Copies landing late"),
     ("in_flight", "In flight at the fault (bound on duplicates)"),
     ("answered_503", "503 + Retry-After"),
     ("connection_errors", "Connection errors"),

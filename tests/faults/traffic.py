@@ -303,7 +303,7 @@ class ReplyStream:
 def tally(stream: Stream | ReplyStream, seen: dict[str, list[int]], fault: str,
           path: str, duration: float, **extra: Any) -> dict:
     """The row for the reliability table, computed from what was accepted and seen."""
-    accepted = arrived = lost = duplicated = reordered = unaccepted = 0
+    accepted = arrived = lost = duplicated = reordered = late_copies = unaccepted = 0
     for conversation in stream.conversations:
         got = seen.get(conversation.name, [])
         counts = Counter(got)
@@ -312,10 +312,17 @@ def tally(stream: Stream | ReplyStream, seen: dict[str, list[int]], fault: str,
         lost += sum(1 for n in conversation.accepted if not counts[n])
         duplicated += sum(c - 1 for c in counts.values() if c > 1)
         unaccepted += sum(1 for n in counts if n not in conversation.accepted)
-        highest = -1
+        # Order is that of first arrivals. A second copy (a duplicate, counted above) may
+        # land after a later message: a call that timed out at our end and that the
+        # helpline stored late, after its retry and the next message. Counted apart.
+        highest, first_seen = -1, set()
         for n in got:
             if n < highest:
-                reordered += 1
+                if n in first_seen:
+                    late_copies += 1
+                else:
+                    reordered += 1
+            first_seen.add(n)
             highest = max(highest, n)
     attempts = [a for c in stream.conversations for a in c.attempts]
     return {
@@ -327,6 +334,7 @@ def tally(stream: Stream | ReplyStream, seen: dict[str, list[int]], fault: str,
         "lost": lost,
         "duplicated": duplicated,
         "reordered": reordered,
+        "late_copies": late_copies,
         "arrived_unaccepted": unaccepted,
         "in_flight": extra.pop("in_flight", 0),
         "redelivered_deduped": stream.redeliveries(),
