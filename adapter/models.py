@@ -55,6 +55,16 @@ class MessageStatus:
     FAILED = "failed"  # retries exhausted, or the far side said so
 
     ORDER = {ACCEPTED: 0, SENT: 1, DELIVERED: 2, READ: 3}
+    #: The statuses each status may be written over: they only move forward
+    #: (accepted → sent → delivered | read), and ``failed`` only before the far side
+    #: acknowledged the message. Every change is an UPDATE guarded by this list
+    #: (``protocol._advance_status``), never decided on a status read earlier.
+    PREDECESSORS = {
+        SENT: (ACCEPTED,),
+        DELIVERED: (ACCEPTED, SENT),
+        READ: (ACCEPTED, SENT, DELIVERED),
+        FAILED: (ACCEPTED, SENT),
+    }
 
 
 class Conversation(db.Model):
