@@ -68,7 +68,7 @@ class DefaultConfig:
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_SWAGGER_UI_URL = "docs/assets/"  # served by the adapter itself (api/docs_ui.py)
     API_TITLE = "helpline-adapter"
     API_VERSION = "v1"
     PROPAGATE_EXCEPTIONS = False

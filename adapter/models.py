@@ -5,7 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -45,6 +55,16 @@ class MessageStatus:
     FAILED = "failed"  # retries exhausted, or the far side said so
 
     ORDER = {ACCEPTED: 0, SENT: 1, DELIVERED: 2, READ: 3}
+    #: The statuses each status may be written over: they only move forward
+    #: (accepted → sent → delivered | read), and ``failed`` only before the far side
+    #: acknowledged the message. Every change is an UPDATE guarded by this list
+    #: (``protocol._advance_status``), never decided on a status read earlier.
+    PREDECESSORS = {
+        SENT: (ACCEPTED,),
+        DELIVERED: (ACCEPTED, SENT),
+        READ: (ACCEPTED, SENT, DELIVERED),
+        FAILED: (ACCEPTED, SENT),
+    }
 
 
 class Conversation(db.Model):
@@ -132,6 +152,12 @@ class DeliveryStatus:
     ACTIVE = (PENDING, SENDING, HELD)
 
 
+#: The predicates of the claim's partial indexes (SQL text, so the migration says the
+#: same and PostgreSQL can match them to the claim's own literal conditions).
+_PENDING = text("status = 'pending'")
+_ACTIVE = text("status IN ('pending', 'sending', 'held')")
+
+
 class Delivery(db.Model):
     """One outbound call, committed with what caused it (the transactional outbox).
 
@@ -165,6 +191,12 @@ class Delivery(db.Model):
     __table_args__ = (
         Index("ix_deliveries_lane_id", "lane", "id"),
         Index("ix_deliveries_status_due", "status", "due_at"),
+        # The claim reads only unfinished rows, whatever the history: done rows (nearly
+        # all of them, in a deployment's life) are in neither of these partial indexes.
+        Index("ix_deliveries_pending_id", "id", postgresql_where=_PENDING,
+              sqlite_where=_PENDING),
+        Index("ix_deliveries_active_lane_id", "lane", "id", postgresql_where=_ACTIVE,
+              sqlite_where=_ACTIVE),
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm.attributes import set_committed_value
+
 from . import access
 from .audit import audit
 from .errors import ApiError
@@ -303,24 +305,46 @@ def acknowledge_from_chatbot(conversation: Conversation, message_ref: str, statu
     return message
 
 
-def _advance_status(message: Message, status: str) -> bool:
-    """Statuses only move forward; ``failed`` is final, and too late for a message the far
-    side already acknowledged. True if it changed."""
-    if message.status == status or message.status == MessageStatus.FAILED:
+_STATUS_COLUMNS = ("status", "sent_at", "delivered_at", "failure_reason")
+
+
+def _advance_status(message: Message, status: str, *, supersede_failed: bool = False,
+                    reason: str | None = None) -> bool:
+    """Move ``message`` to ``status`` if the row's status, as it is in the database now,
+    may be written over (``MessageStatus.PREDECESSORS``); True if it changed.
+
+    One guarded UPDATE (``WHERE status IN (...)``), never a decision on ``message.status``
+    as read before: a worker that read ``accepted`` before its HTTP call must not write
+    ``sent`` over the ``delivered`` the far side's ack committed meanwhile. ``failed`` is
+    final, except that a successful delivery (``supersede_failed``: an operator replayed
+    it) supersedes it. The object is brought in line with the row either way.
+    """
+    allowed = MessageStatus.PREDECESSORS.get(status)
+    if allowed is None:
         return False
-    if status == MessageStatus.FAILED and message.status in (MessageStatus.DELIVERED,
-                                                            MessageStatus.READ):
-        return False
-    order = MessageStatus.ORDER
-    if status != MessageStatus.FAILED and order.get(status, 0) <= order.get(message.status, 0):
-        return False
-    message.status = status
+    if supersede_failed:
+        allowed = (*allowed, MessageStatus.FAILED)
     now = utcnow()
-    if status == MessageStatus.SENT:
-        message.sent_at = message.sent_at or now
-    elif status in (MessageStatus.DELIVERED, MessageStatus.READ):
-        message.sent_at = message.sent_at or now
-        message.delivered_at = message.delivered_at or now
+    values: dict = {"status": status}
+    if status == MessageStatus.FAILED:
+        values["failure_reason"] = (reason or "")[:200] or None
+    else:
+        values["sent_at"] = db.func.coalesce(Message.sent_at, now)
+        values["failure_reason"] = None
+    if status in (MessageStatus.DELIVERED, MessageStatus.READ):
+        values["delivered_at"] = db.func.coalesce(Message.delivered_at, now)
+    row = db.session.execute(
+        db.update(Message)
+        .where(Message.id == message.id, Message.status.in_(allowed))
+        .values(**values)
+        .returning(*(getattr(Message, column) for column in _STATUS_COLUMNS))
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:  # refused: show what stands
+        db.session.refresh(message, attribute_names=list(_STATUS_COLUMNS))
+        return False
+    for column, value in zip(_STATUS_COLUMNS, row, strict=True):
+        set_committed_value(message, column, value)
     return True
 
 
@@ -466,17 +490,16 @@ def helpline_reached(conversation: Conversation) -> None:
 
 def message_sent(message: Message, delivered: bool) -> None:
     """Our delivery succeeded. A ``failed`` left by an earlier, exhausted delivery of the
-    same message is superseded: an operator replayed it, and it did get through."""
-    if message.status == MessageStatus.FAILED:
-        message.status = MessageStatus.ACCEPTED
-        message.failure_reason = None
-    _advance_status(message, MessageStatus.DELIVERED if delivered else MessageStatus.SENT)
+    same message is superseded: an operator replayed it, and it did get through. An ack
+    the far side sent meanwhile (``delivered``, ``read``) stands."""
+    _advance_status(message, MessageStatus.DELIVERED if delivered else MessageStatus.SENT,
+                    supersede_failed=True)
 
 
 def message_failed(message: Message, reason: str) -> None:
-    if message.status not in (MessageStatus.DELIVERED, MessageStatus.READ):
-        message.status = MessageStatus.FAILED
-        message.failure_reason = reason[:200]
+    """Retries exhausted, or refused for good: only a message the far side has not
+    acknowledged becomes ``failed``."""
+    _advance_status(message, MessageStatus.FAILED, reason=reason)
 
 
 def no_counsellor(conversation: Conversation, site: Site) -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import psutil
 
-from bench import delivery_hook, ingest, latency, recovery
+from bench import claim, delivery_hook, ingest, latency, recovery
 from bench.memory import PeakRss, mb
 from bench.report import Row, markdown
 from bench.servers import fresh_database, servers, versions
 from bench.stack import AdapterStack
 
-PHASES = ("ingest", "delivery", "e2e", "recovery")
+PHASES = ("ingest", "delivery", "claim", "e2e", "recovery")
 WEB, WORKER = "web worker (adapter)", "delivery worker"
 
 
@@ -91,6 +91,10 @@ def run_phases(args: argparse.Namespace, phases: set[str], rows: list[Row],
         if "delivery" in phases:
             print("delivery: python -m bench.delivery ...", flush=True)
             rows += delivery_hook.run(found)
+        if "claim" in phases:
+            print("claim: the same backlog under 1k and 1M rows of done history ...",
+                  flush=True)
+            rows += claim.run(found.postgres_server_url, found.redis_url, folder / "claim")
         if phases & {"e2e", "recovery"}:
             with fresh_database(found.postgres_server_url) as url:
                 stack = AdapterStack(url, found.redis_url, folder / "delivery")

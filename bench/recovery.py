@@ -69,7 +69,9 @@ def run(stack: AdapterStack, messages: int, conversations: int, timeout: float) 
     missing = len(wanted - got)
     recovered = max((r["time"] for r in records), default=back_at) - back_at
     disordered = _out_of_order(accepted, records)
-    duplicates = client.counts()["duplicates"]
+    # The sandbox stores every POST, as OpenCHS does: a message id seen twice is a
+    # message a counsellor saw twice.
+    duplicates = len(records) - len({r["message_id"] for r in records})
     return [
         Row("recovery", f"accepted while down ({conversations} conversations)",
             f"{total} in {accept_seconds:.1f} s", target=f"{messages}", met=total == messages),
@@ -80,5 +82,6 @@ def run(stack: AdapterStack, messages: int, conversations: int, timeout: float) 
         Row("recovery", "lost messages / out-of-order conversations",
             f"{missing if not missing else f'{missing} (still queued)'} / {disordered}",
             target="0 / 0", met=missing == 0 and disordered == 0),
-        Row("recovery", "duplicates seen by the helpline (deduped there)", str(duplicates)),
+        Row("recovery", "duplicates stored by the helpline (no dedupe there)", str(duplicates),
+            target="0", met=duplicates == 0),
     ]

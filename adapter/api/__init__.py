@@ -51,6 +51,7 @@ def init_app(app: Flask) -> None:
     from ..callbacks.routes import register_callback_routes
     from ..dialects import register_dialect_routes
     from . import health, metrics
+    from .docs_ui import init_docs_assets
 
     api.ERROR_SCHEMA = ErrorSchema
     api.init_app(app, spec_kwargs={
@@ -66,4 +67,5 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(metrics.blp)
     register_dialect_routes(api)
+    init_docs_assets(app)
     register_callback_routes(app)

@@ -110,6 +110,12 @@ def _helpline_options(parser: argparse.ArgumentParser) -> None:
     add("--reply-delay", type=float, help="seconds before a counsellor replies (0.2)")
     add("--close-after", type=int, help="close the chat after this many replies")
     add("--send-acks", action="store_true", default=None, help="acknowledge client messages")
+    add(
+        "--dedupe-message-ids",
+        action="store_true",
+        default=None,
+        help="store a repeated message_id once (real OpenCHS stores every POST)",
+    )
     add("--seed", type=int, help="random seed for --auto-answer")
 
 
@@ -190,6 +196,7 @@ def helpline_config(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         "reply_delay",
         "close_after",
         "send_acks",
+        "dedupe_message_ids",
         "seed",
         "record_requests",
     )

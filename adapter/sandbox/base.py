@@ -239,7 +239,8 @@ def _response_recorder(state: SandboxState) -> Callable[[Response], Response]:
     def record_response(response: Response) -> Response:
         seq = request.environ.get("sandbox.request_seq")
         if seq is not None:
-            state.records.amend("requests", seq, status=response.status_code)
+            state.records.amend("requests", seq, status=response.status_code,
+                               answered_at=time.time())
         return response
 
     return record_response

@@ -5,8 +5,12 @@ Speaks the wire format in ``reference/openchs.md``:
 - ``POST <base>`` with ``Authorization: Basic ...`` and no body → ``{"ss": [[token, ...]]}``;
   wrong credentials → 401 ``{"errors": [...]}``.
 - ``POST <base>msg/`` with ``Authorization: Bearer <token>`` and
-  ``{channel, timestamp, session_id, message_id, from, message, mime}`` → 201. A repeated
-  ``message_id`` answers 201 with the first answer and is recorded as a duplicate only.
+  ``{channel, timestamp, session_id, message_id, from, message, mime}`` → 201. Like real
+  OpenCHS (whose ``msg/`` stores every POST, ``message_id`` only as ``src_uid``), every
+  POST is stored as a new message, a repeated ``message_id`` too: a redelivery is seen
+  as the counsellor would see it. Only with ``dedupe_message_ids`` (a helpline that
+  could dedupe) does a repeat answer 201 with the first answer and get recorded under
+  ``duplicates`` instead.
 - ``POST <base>reporters|clients|cases`` (Bearer) → ``{"<resource>": {"<id>": [row]}}``,
   or the older ``{"<resource>": [[id, ...]]}`` with ``legacy_shape``.
 
@@ -51,6 +55,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "expired_token_status": 401,
     "legacy_shape": False,
     "record_requests": True,
+    # Real OpenCHS stores every POST to msg/; a test may ask for a deduplicating helpline.
+    "dedupe_message_ids": False,
     # Callbacks to the adapter, e.g. "http://127.0.0.1:8000/v1/sites/ke/openchs/".
     "callback_url": None,
     "callback_paths": {},  # overrides of callbacks.DEFAULT_CALLBACK_PATHS
@@ -288,7 +294,8 @@ MESSAGE_REQUIRED = ("session_id", "message_id", "from", "message")
 
 def _message_view(state: HelplineState) -> Callable[[], Any]:
     def receive_message() -> Any:
-        """A client message; deduplicated by ``message_id``; may wake the counsellors."""
+        """A client message, stored (deduplicated by ``message_id`` only when configured
+        to); may wake the counsellors."""
         if not _bearer_ok(state):
             return _token_refused(state)
         body = json_object(force=True)
@@ -308,14 +315,14 @@ def _message_view(state: HelplineState) -> Callable[[], Any]:
 
 
 def _accept_message(state: HelplineState, body: dict) -> tuple[dict, bool]:
-    """Record the message (or its duplicate) and return the answer to give.
+    """Record the message (or, when deduplicating, its duplicate) and return the answer.
 
     Held under the state lock so ``session_seq`` matches the recorded order.
     """
     message_id, session_id = str(body["message_id"]), str(body["session_id"])
     with state.lock:
         first = state.first_answers.get(message_id)
-        if first is not None:
+        if first is not None and state.config["dedupe_message_ids"]:
             state.records.add("duplicates", {**body, "received_at": time.time()})
             return first, False
         row_id = str(next(state.ids))
@@ -324,7 +331,7 @@ def _accept_message(state: HelplineState, body: dict) -> tuple[dict, bool]:
         answer = {
             "msg": {row_id: [row_id, body.get("channel"), message_id, session_id, body.get("from")]}
         }
-        state.first_answers[message_id] = answer
+        state.first_answers.setdefault(message_id, answer)
         state.records.add(
             "messages",
             {**body, "id": row_id, "session_seq": session_seq, "received_at": time.time()},

@@ -1,7 +1,8 @@
 """Render the reliability table from a fault-suite run: ``python -m tests.faults.report [PATH]``.
 
 Each fault test records one row (what was sent, accepted, arrived, lost, duplicated,
-reordered) into the JSON file named by ``RELIABILITY_REPORT`` (default: the pytest
+reordered, the calls in flight when the fault struck) into the JSON file named by
+``RELIABILITY_REPORT`` (default: the pytest
 run's temporary folder, printed at the end of the run). This turns it into markdown.
 """
 
@@ -23,7 +24,8 @@ COLUMNS = [
     ("lost", "Lost"),
     ("duplicated", "Duplicated"),
     ("reordered", "Reordered"),
-    ("redelivered_deduped", "Redelivered, deduped by id"),
+    ("late_copies", "Copies landing late"),
+    ("in_flight", "In flight at the fault (bound on duplicates)"),
     ("answered_503", "503 + Retry-After"),
     ("connection_errors", "Connection errors"),
     ("seconds", "Seconds"),

@@ -8,9 +8,11 @@ message is never accepted before the previous one, and "accepted order" is well
 defined. Every attempt is recorded with its start and end time and its outcome.
 
 :func:`tally` then compares what was accepted with what the far side recorded:
-arrived, lost, duplicated (the same message recorded more than once), reordered
-(arrived after a later message of its conversation), and redelivered (an attempt the
-helpline recognised by message id and did not record twice).
+arrived, lost, duplicated (the same message recorded more than once: the sandbox
+helpline stores every POST, as OpenCHS's ``msg/`` does), reordered (arrived after a
+later message of its conversation), and the bound a fault allows duplicates within:
+the calls that were in flight when it struck (:func:`in_flight_calls`), which no
+sender can know to have landed.
 """
 
 from __future__ import annotations
@@ -48,6 +50,29 @@ class Conversation:
     accepted: list[int] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     gave_up: list[tuple[int, str]] = field(default_factory=list)
+
+
+#: An answer the helpline gave this shortly before a fault may not have been recorded by
+#: the worker yet (it writes each outcome a few milliseconds after the answer): such a
+#: call still counts as in flight.
+RECORDING_SLACK = 0.2
+
+
+def msg_calls(stack) -> list[dict]:
+    """The helpline's ``msg/`` requests, each with ``time`` (received) and, once
+    answered, ``answered_at`` and ``status``."""
+    return [r for r in stack.helpline.client.records("requests")
+            if r["path"].rstrip("/").endswith("msg")]
+
+
+def in_flight_calls(stack, at: float, sent_until: float | None = None,
+                    slack: float = RECORDING_SLACK) -> list[dict]:
+    """``msg/`` calls in flight at ``at`` (unix time): received by then (or by
+    ``sent_until``, when a dying worker's last requests may still be landing, and nothing
+    else sends meanwhile) and answered after ``at - slack``, or not yet at all."""
+    until = at if sent_until is None else sent_until
+    return [r for r in msg_calls(stack) if r["time"] <= until
+            and (r.get("answered_at") is None or r["answered_at"] >= at - slack)]
 
 
 def text_of(conversation: str, n: int) -> str:
@@ -278,7 +303,7 @@ class ReplyStream:
 def tally(stream: Stream | ReplyStream, seen: dict[str, list[int]], fault: str,
           path: str, duration: float, **extra: Any) -> dict:
     """The row for the reliability table, computed from what was accepted and seen."""
-    accepted = arrived = lost = duplicated = reordered = unaccepted = 0
+    accepted = arrived = lost = duplicated = reordered = late_copies = unaccepted = 0
     for conversation in stream.conversations:
         got = seen.get(conversation.name, [])
         counts = Counter(got)
@@ -287,10 +312,17 @@ def tally(stream: Stream | ReplyStream, seen: dict[str, list[int]], fault: str,
         lost += sum(1 for n in conversation.accepted if not counts[n])
         duplicated += sum(c - 1 for c in counts.values() if c > 1)
         unaccepted += sum(1 for n in counts if n not in conversation.accepted)
-        highest = -1
+        # Order is that of first arrivals. A second copy (a duplicate, counted above) may
+        # land after a later message: a call that timed out at our end and that the
+        # helpline stored late, after its retry and the next message. Counted apart.
+        highest, first_seen = -1, set()
         for n in got:
             if n < highest:
-                reordered += 1
+                if n in first_seen:
+                    late_copies += 1
+                else:
+                    reordered += 1
+            first_seen.add(n)
             highest = max(highest, n)
     attempts = [a for c in stream.conversations for a in c.attempts]
     return {
@@ -302,7 +334,9 @@ def tally(stream: Stream | ReplyStream, seen: dict[str, list[int]], fault: str,
         "lost": lost,
         "duplicated": duplicated,
         "reordered": reordered,
+        "late_copies": late_copies,
         "arrived_unaccepted": unaccepted,
+        "in_flight": extra.pop("in_flight", 0),
         "redelivered_deduped": stream.redeliveries(),
         "client_retries": len(attempts) - accepted,
         "answered_503": sum(1 for a in attempts if a.status == 503),
@@ -314,8 +348,11 @@ def tally(stream: Stream | ReplyStream, seen: dict[str, list[int]], fault: str,
     }
 
 
-def assert_clean(row: dict, stream: Stream | ReplyStream, stack=None) -> None:
-    """Nothing lost, nothing twice, nothing out of order, nothing refused for good."""
+def assert_clean(row: dict, stream: Stream | ReplyStream, stack=None,
+                 max_duplicates: int = 0) -> None:
+    """Nothing lost, nothing out of order, nothing refused for good, and nothing twice
+    beyond ``max_duplicates`` (the calls in flight when the fault struck, for a fault
+    that leaves the sender unable to know whether they landed: see ``in_flight``)."""
     if stack is not None and row["lost"]:  # say where the lost ones are stuck
         row = {**row, "undelivered": [
             (d["id"], d["target"], d["action"], d["status"], d["attempts"], d["last_error"])
@@ -323,6 +360,7 @@ def assert_clean(row: dict, stream: Stream | ReplyStream, stack=None) -> None:
     assert stream.unexpected == [], stream.unexpected[:5]
     assert row["gave_up"] == 0, [c.gave_up for c in stream.conversations if c.gave_up]
     assert row["accepted"] == row["sent"] > 0, row
-    assert (row["lost"], row["duplicated"], row["reordered"]) == (0, 0, 0), row
+    assert (row["lost"], row["reordered"]) == (0, 0), row
+    assert row["duplicated"] <= max_duplicates, row
     assert row["arrived"] == row["accepted"], row
     assert row["arrived_unaccepted"] == 0, row

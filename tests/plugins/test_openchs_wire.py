@@ -245,3 +245,18 @@ def test_case_is_created_in_three_steps_and_a_retry_resumes(pm, site, helpline, 
     assert records["cases"][0]["body"]["reporter_id"] == records["reporters"][0]["id"]
     assert records["clients"][0]["body"]["case_id"] == done.reference
     assert records["cases"][0]["body"]["src_uid"] == "case-1"
+
+
+def test_a_retry_carries_the_same_message_id_yet_openchs_stores_it_again(pm, site, helpline,
+                                                                         http):
+    """Our message id (OpenCHS's ``src_uid``) and timestamp are the same on every attempt,
+    so a helpline could deduplicate; OpenCHS's ``msg/`` does not, and stores the retry
+    as a second message (the sandbox does as OpenCHS does)."""
+    for _ in range(2):
+        step(pm, site, "send_message", http, conversation=conversation(), message=message(1))
+
+    stored = helpline.client.records("messages")
+    assert [(m["message_id"], m["timestamp"]) for m in stored] == [
+        (stored[0]["message_id"], stored[0]["timestamp"])] * 2
+    assert stored[0]["message_id"] == "m-0001"
+    assert helpline.client.records("duplicates") == []

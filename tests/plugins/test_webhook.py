@@ -167,3 +167,41 @@ def test_acknowledgement_names_the_helpline_message_and_is_signed(world, receive
     assert json.loads(sent["body"])["data"] == {"session_id": session_id, "message_id": "h-42",
                                                 "status": "read"}
     assert state.kinds["webhook"].supports_acks
+
+
+def test_a_retried_event_keeps_its_webhook_id(app_factory, tmp_path, monkeypatch):
+    """``webhook-id`` is the delivery's stable id (``msg_<our message id>``): a helpline
+    that deduplicates by it, as Standard Webhooks asks, sees a retry once. Each attempt
+    is signed afresh (its own timestamp)."""
+    from sqlalchemy import update
+
+    from adapter.models import Delivery, utcnow
+
+    def answer(count):  # the message event: 503 the first time, then accepted
+        return ({"busy": True}, 503) if count == 2 else ({"ok": True}, 200)
+
+    monkeypatch.setenv("TEST_WEBHOOK_SECRET", SECRET)
+    with receiving(answer) as peer:
+        folder = tmp_path / "countries-webhook-retry"
+        write_site(folder, "wh", name="Webhook helpline", plugin="webhook",
+                   routing={"locations": ["Webland"]},
+                   helpline={"url": peer.url, "secret": "${TEST_WEBHOOK_SECRET}"})
+        app = app_factory(countries=folder)
+        client = app.test_client()
+        start(client, {"Authorization": f"Token {make_client(app)}"})
+        with app.app_context():
+            assert drain(app).retried == 1
+            db.session.execute(update(Delivery).where(Delivery.status == "pending")
+                               .values(due_at=utcnow()))  # its backoff, skipped
+            db.session.commit()
+            assert drain(app).done == 1
+
+        messages = [r for r in peer.received
+                    if json.loads(r["body"])["type"] == "message.created"]
+    assert len(messages) == 2
+    first, retry = (m["headers"] for m in messages)
+    message_id = json.loads(messages[0]["body"])["data"]["message_id"]
+    assert first["Webhook-Id"] == retry["Webhook-Id"] == f"msg_{message_id}"
+    assert messages[0]["body"] == messages[1]["body"]
+    for item in messages:
+        Webhook(SECRET).verify(item["body"], item["headers"])

@@ -64,11 +64,32 @@ def test_message_is_accepted_and_recorded_in_session_order(helpline: RunningSand
     assert recorded[0]["from"] == "client-7f3a" and recorded[0]["channel"] == "chat"
 
 
-def test_repeated_message_id_is_answered_alike_but_recorded_once(helpline: RunningSandbox) -> None:
+def test_repeated_message_id_is_stored_again_as_real_openchs_does(
+    helpline: RunningSandbox,
+) -> None:
+    """OpenCHS's msg/ stores every POST (message_id is only its src_uid): a redelivery
+    reaches the counsellor twice, and the sandbox must show it, not hide it."""
     token = get_token(helpline)
     body = message("s-dup", message_id="1680783378/00001")
     first = post(helpline, "msg/", token, body)
     again = post(helpline, "msg", token, body)  # without the trailing slash, too
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json() != again.json()  # two rows
+    recorded = helpline.client.records("messages", session_id="s-dup")
+    assert [(m["message_id"], m["session_seq"]) for m in recorded] == [
+        ("1680783378/00001", 1), ("1680783378/00001", 2)]
+    assert helpline.client.counts()["duplicates"] == 0
+
+
+def test_repeated_message_id_is_recorded_once_when_asked_to_dedupe(
+    helpline: RunningSandbox,
+) -> None:
+    helpline.client.configure(dedupe_message_ids=True)
+    token = get_token(helpline)
+    body = message("s-dup", message_id="1680783378/00001")
+    first = post(helpline, "msg/", token, body)
+    again = post(helpline, "msg", token, body)
 
     assert (first.status_code, again.status_code) == (201, 201)
     assert first.json() == again.json()

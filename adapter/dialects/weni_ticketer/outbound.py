@@ -7,9 +7,9 @@ counsellor's message (and the system's notices: a counsellor joined, nobody is f
 ``[chatbot.weni] webhook_secret``, and carries ``X-Webhook-Timestamp`` (RFC 3339 UTC).
 
 Mailroom does not deduplicate ``message_external_id``: a callback that landed and is
-sent again reaches the child twice. So an answer is final (recorded at once, the call
-asks the engine to commit it before the next), and only a call whose fate we cannot
-know — no answer, a timeout, a 5xx — is tried again.
+sent again reaches the child twice. So an answer is final (the engine commits each
+outcome as soon as its answer arrives), and only a call whose fate we cannot know — no
+answer, a timeout, a 5xx — is tried again.
 """
 
 from __future__ import annotations
@@ -139,7 +139,6 @@ def prepare_callback(app: Flask, site: Site, delivery: Delivery,
         response = http.post(url, data=raw, headers={**headers, "X-Webhook-Timestamp": _now()})
         return judge(response, what, site)
 
-    call.record_at_once = True  # type: ignore[attr-defined]  # see the module's docstring
     return call
 
 
