@@ -21,26 +21,18 @@ from sqlalchemy import create_engine, text
 from adapter.config import normalise_database_url
 from adapter.sandbox.process import ManagedProcess, free_port
 from adapter.sandbox.stack import BIN, ROOT, SITE, LocalStack
-from tests.integration.test_crash_redelivery import RECORDING_SLACK, _all_deliveries_done
+from tests.integration.test_crash_redelivery import (
+    RECORDING_SLACK,
+    SETTINGS,
+    _all_deliveries_done,
+)
 from tests.support import servers
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-LEASE = 5
-SWEEP = 0.2
+LEASE = SETTINGS["DELIVERY_LEASE_SECONDS"]  # the crash test's settings: a 5 s lease
 CONVERSATIONS, MESSAGES = 24, 6
-SETTINGS = {
-    "DELIVERY_CONCURRENCY": 4,
-    "HTTP_CONNECT_TIMEOUT": 0.3,
-    "HTTP_READ_TIMEOUT": 1.0,
-    "DELIVERY_LEASE_SECONDS": LEASE,
-    "SWEEP_INTERVAL_SECONDS": SWEEP,
-    "DRAIN_BUDGET_SECONDS": 2.0,
-    "RETRY_SCHEDULE": [0.3, 0.6, 1, 1, 1, 1, 1, 1],
-    "RETRY_JITTER": 0,
-    "RATE_LIMIT_PER_MINUTE": 0,
-}
 
 
 @pytest.fixture(scope="module")
