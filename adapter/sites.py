@@ -84,6 +84,9 @@ class Policies:
     assignment_timeout: int = 300
     on_no_counsellor: str = "keep_waiting"  # or "close"
     retention_days: int = 30
+    # Calls in flight at once to this site's helpline, per delivery worker (a small
+    # helpline must not be flooded); None: the worker's DELIVERY_CONCURRENCY.
+    max_in_flight: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class _PolicySchema(Schema):
         load_default="keep_waiting", validate=validate.OneOf(["keep_waiting", "close"])
     )
     retention_days = fields.Integer(load_default=30, validate=validate.Range(min=0))
+    max_in_flight = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
 class _RapidProSchema(Schema):

@@ -43,7 +43,18 @@ def run(servers: Servers, messages: int = 1000, conversations: int = 100) -> lis
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    ratio = result["ratio"]
-    return [Row("delivery", f"messages/s, one worker ({messages} msgs, {conversations} convs)",
+    ratio, scale = result["ratio"], result["scale"]
+    rows = [Row("delivery", f"messages/s, one worker ({messages} msgs, {conversations} convs;"
+                " baseline: 8 raw sessions at once)",
                 f"{result['worker_rate']:.0f}", f"{result['raw_rate']:.0f}", f"{ratio:.2f}",
                 TARGET, ratio >= 0.5)]
+    for workers in sorted(scale):
+        if workers == 1:
+            continue
+        share = scale[workers] / scale[1]
+        target = ">= 1.80" if workers == 2 else f"ideal {workers:.1f}"
+        rows.append(Row("delivery", f"messages/s, {workers} workers vs 1, helpline answering in "
+                        f"100 ms ({result['scale_messages']} msgs each)",
+                        f"{scale[workers]:.0f}", f"{scale[1]:.0f}", f"{share:.2f}", target,
+                        share >= 1.8 if workers == 2 else None))
+    return rows

@@ -89,6 +89,7 @@ class AdapterStack:
         self.web = gunicorn("wsgi:app", self.env, "adapter-gunicorn")
         self.url: str = self.web.url  # type: ignore[attr-defined]
         self.worker: ManagedProcess | None = None
+        self.workers: list[ManagedProcess] = []
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Token {self.key}"
 
@@ -105,11 +106,19 @@ class AdapterStack:
         """One delivery worker, ready once RQ has registered it on our queue."""
         redis = Redis.from_url(self.redis_url)
         queue = Queue(self.queue_name, connection=redis)
+        before = Worker.count(queue=queue)
         self.worker = ManagedProcess([str(BIN / "helpline-adapter"), "worker"], env=self.env,
                                      name="worker", cwd=ROOT,
-                                     ready_check=lambda: Worker.count(queue=queue) > 0)
+                                     ready_check=lambda: Worker.count(queue=queue) > before)
         self.worker.start(timeout=30)
+        self.workers.append(self.worker)
         return self.worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.close()
+        self.workers.clear()
+        self.worker = None
 
     def start_conversations(self, count: int, prefix: str) -> list[str]:
         """Open ``count`` conversations (explicit bodies, no first message); their ids."""
@@ -124,11 +133,23 @@ class AdapterStack:
         return ids
 
     def close(self) -> None:
-        for process in (self.worker, self.web):
-            if process is not None:
-                process.close()
+        self.stop_workers()
+        self.web.close()
         self.helpline.stop()
-        redis = Redis.from_url(self.redis_url)
-        keys = [*redis.scan_iter(f"*{self.queue_name}*")]
-        if keys:
-            redis.delete(*keys)
+        forget_queue(Redis.from_url(self.redis_url), self.queue_name)
+
+
+def forget_queue(redis: Redis, queue_name: str) -> int:
+    """Leave a shared Redis as found: the queue's registries and every job it ran
+    (``rq:job:<id>`` keys do not name their queue; their ``origin`` field does)."""
+    keys = [*redis.scan_iter(f"*{queue_name}*")]
+    for pattern, field in (("rq:job:*", "origin"), ("rq:worker:*", "queues")):
+        for key in redis.scan_iter(pattern, count=1000):
+            if redis.type(key) == b"hash" and redis.hget(key, field) == queue_name.encode():
+                keys.append(key)  # a stopped worker's hash would only expire
+    redis.srem("rq:queues", f"rq:queue:{queue_name}")
+    for key in ("rq:workers", f"rq:workers:{queue_name}"):
+        redis.srem(key, *[k for k in keys if k.startswith(b"rq:worker:")] or [b"-"])
+    if keys:
+        redis.delete(*keys)
+    return len(keys)

@@ -31,3 +31,18 @@ def errors(blp, *statuses: int):
         return view
 
     return decorator
+
+
+#: The header every write that replays its first answer reads (``adapter.idempotency``).
+IDEMPOTENCY_KEY = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Printable ASCII. A repeat with the same key (within the caller's "
+                   "scope) changes nothing and gets the first answer; `X-Idempotency-Key` "
+                   "is read too. Weni's mailroom retries a POST only when it carries one.",
+}
+
+
+def idempotent(blp):
+    """Decorator: document the ``Idempotency-Key`` header on a write."""
+    return blp.doc(parameters=[IDEMPOTENCY_KEY])

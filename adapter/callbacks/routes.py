@@ -14,7 +14,7 @@ from flask import Flask, request
 from plugins.types import Callback, HelplineKind
 
 from ..api.blueprint import Blueprint
-from ..api.docs import errors
+from ..api.docs import errors, idempotent
 from ..errors import ApiError
 from ..extensions import api
 from ..idempotency import respond
@@ -95,6 +95,7 @@ def _add_callback(blp: Blueprint, kind: HelplineKind, callback: Callback) -> Non
     decorated = blp.response(200, CallbackAnswerSchema,
                              description="Applied (or a repeat: the first answer)")(decorated)
     decorated = blp.arguments(callback.schema)(decorated)
+    decorated = idempotent(blp)(decorated)
     if kind.token_login is not None:
         decorated = blp.doc(security=SECURITY)(decorated)
     blp.route(f"/{callback.path}", methods=["POST"],

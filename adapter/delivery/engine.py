@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +24,8 @@ from plugins.types import DeliveryFailure
 
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, utcnow
+from ..outbox import HELPLINE
+from ..state import state_of
 from .backoff import next_delay
 from .held import SiteHeld, hold
 from .pacing import NotYet
@@ -131,7 +134,7 @@ def run_batch(app: Flask, ids: list[int], claimed_at: float | None = None) -> Ba
     A batch holds at most one delivery per lane (only lane heads are claimed), so
     sending its rows side by side keeps every conversation's order. Database work
     (loading, recording outcomes) stays in this thread; only the calls to the far side
-    run in the pool, in waves of ``DELIVERY_CONCURRENCY``.
+    run in the pool, up to ``DELIVERY_CONCURRENCY`` at once, continuously (``_pipeline``).
 
     The rows, their conversations and messages are loaded in three queries. Each call's
     outcome is committed as soon as its answer arrives (in the order answers arrive, not
@@ -152,20 +155,11 @@ def run_batch(app: Flask, ids: list[int], claimed_at: float | None = None) -> Ba
     ).scalars().all()
     preload(rows)
     deadline = _lease_deadline(app, time.monotonic() if claimed_at is None else claimed_at)
-    size = max(1, int(app.config["DELIVERY_CONCURRENCY"]))
     session = db.session()
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
-        for start in range(0, len(rows), size):
-            wave = rows[start:start + size]
-            if start and time.monotonic() >= deadline:  # the first wave always goes
-                for delivery in rows[start:]:
-                    if delivery.status == DeliveryStatus.SENDING:
-                        _release(delivery, delay=0)  # untried: a later batch, in order
-                        result.released += 1
-                break
-            _run_wave(app, wave, failing_sites, result)
-        db.session.commit()  # the releases above; every outcome is committed already
+        _pipeline(app, rows, deadline, failing_sites, result)
+        db.session.commit()  # the releases; every outcome is committed already
     finally:
         session.expire_on_commit = expire_on_commit
         forget_preloaded()
@@ -176,45 +170,77 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 
 
 def _executor(size: int) -> ThreadPoolExecutor:
-    """One pool per configured size for the life of the worker (a wave smaller than the
-    pool simply leaves threads idle)."""
+    """One pool per configured size for the life of the worker."""
     if size not in _pools:
         _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="deliver")
     return _pools[size]
 
 
-def _run_wave(app: Flask, wave: list[Delivery], failing_sites: set[str],
+def _site_cap(app: Flask, delivery: Delivery, size: int) -> int:
+    """How many calls may be in flight at once to this delivery's side of its site: the
+    site's ``[policies] max_in_flight`` for its helpline (a small helpline must not be
+    flooded), else the worker's ``DELIVERY_CONCURRENCY``."""
+    if delivery.target != HELPLINE:
+        return size
+    site = state_of(app).sites.get(delivery.site)
+    cap = site.policies.max_in_flight if site is not None else None
+    return max(1, min(size, cap)) if cap else size
+
+
+def _pipeline(app: Flask, rows: list[Delivery], deadline: float, failing_sites: set[str],
               result: BatchResult) -> None:
-    calls: list[tuple[Delivery, Callable, float]] = []
-    for delivery in wave:
-        if delivery.status != DeliveryStatus.SENDING:
-            continue
-        if delivery.site in failing_sites:
-            _release(delivery, delay=1.0)
-            result.released += 1
-            continue
-        started = time.monotonic()
-        try:
-            call = prepare(app, delivery)
-        except Exception as exc:  # noqa: BLE001 - recorded by _settle like a failed call
-            _settle(app, delivery, None, exc, started, failing_sites, result)
-            continue
-        if delivery.action in SEQUENTIAL_ACTIONS or len(wave) == 1:
-            _settle(app, delivery, *_call(call), started, failing_sites, result)
-        else:
-            calls.append((delivery, call, started))
-    if not calls:
-        return
-    pool = _executor(max(1, int(app.config["DELIVERY_CONCURRENCY"])))
-    futures = {pool.submit(_call, call): (delivery, started)
-               for delivery, call, started in calls}
-    pending = set(futures)
-    while pending:  # each outcome recorded as soon as its answer arrives
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        # Answers that arrived together share one commit: none waits for another still
-        # in flight, and a commit per answer would cost more than the calls themselves.
-        finished = [_record(app, delivery, *future.result(), started, failing_sites, result)
-                    for future in done for delivery, started in (futures[future],)]
+    """Keep up to ``DELIVERY_CONCURRENCY`` calls in flight: a slot that frees takes the
+    next row at once (no wave waits for its slowest call), within each site's cap.
+
+    Rows not started by the lease deadline go back, untried, for a later batch (one call
+    always starts). Each answer's outcome is committed as it arrives (answers that
+    arrived together share one commit)."""
+    size = max(1, int(app.config["DELIVERY_CONCURRENCY"]))
+    pool = _executor(size)
+    queue = deque(rows)
+    in_flight: dict[Future, tuple[Delivery, float, tuple[str, str]]] = {}
+    per_site: Counter[tuple[str, str]] = Counter()
+    started_any = False
+    while queue or in_flight:
+        deferred: list[Delivery] = []
+        while queue and len(in_flight) < size:
+            delivery = queue.popleft()
+            if delivery.status != DeliveryStatus.SENDING:
+                continue
+            if started_any and time.monotonic() >= deadline:
+                _release(delivery, delay=0)  # untried: a later batch, in order
+                result.released += 1
+                continue
+            if delivery.site in failing_sites:
+                _release(delivery, delay=1.0)
+                result.released += 1
+                continue
+            side = (delivery.site, delivery.target)
+            if per_site[side] >= _site_cap(app, delivery, size):
+                deferred.append(delivery)  # its site is at its cap: after a slot frees
+                continue
+            started_any = True
+            started = time.monotonic()
+            try:
+                call = prepare(app, delivery)
+            except Exception as exc:  # noqa: BLE001 - recorded like a failed call
+                _settle(app, delivery, None, exc, started, failing_sites, result)
+                continue
+            if delivery.action in SEQUENTIAL_ACTIONS or (not queue and not in_flight):
+                _settle(app, delivery, *_call(call), started, failing_sites, result)
+                continue
+            in_flight[pool.submit(_call, call)] = (delivery, started, side)
+            per_site[side] += 1
+        queue.extendleft(reversed(deferred))
+        if not in_flight:
+            continue  # whatever is left can start now (a cap is never below 1)
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        finished = []
+        for future in done:
+            delivery, started, side = in_flight.pop(future)
+            per_site[side] -= 1
+            finished.append(_record(app, delivery, *future.result(), started, failing_sites,
+                                    result))
         _commit_outcomes()
         _log_done(finished)
 

@@ -130,3 +130,17 @@ def test_the_migrations_make_exactly_the_models_schema(migrated_app):
 
     assert differences == []
     assert current == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def test_every_replaying_write_documents_its_idempotency_key(client):
+    """Each POST that answers a repeat with its first answer says which header makes it
+    one (the flows and any client read it from the document)."""
+    spec = client.get("/openapi.json").json
+    writes = [(path, op) for path, item in spec["paths"].items()
+              for method, op in item.items() if method == "post"
+              and path not in ("/api/token/", "/open/api/token/")
+              and not path.endswith("/token/")]
+    assert len(writes) >= 8
+    for path, op in writes:
+        names = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
+        assert "Idempotency-Key" in names, path

@@ -14,7 +14,7 @@ from webargs import core
 
 from adapter.api.blueprint import ArgumentsParser, Blueprint
 
-from ...api.docs import WRITE, errors
+from ...api.docs import WRITE, errors, idempotent
 from ...auth import CHATBOT_OR_HELPLINE, require_client
 from ...errors import ApiError
 from ...idempotency import idempotency_key, respond
@@ -97,6 +97,7 @@ class Chats(MethodView):
 
     @require_client(CHATBOT_OR_HELPLINE)
     @blp.doc(security=SECURITY)
+    @idempotent(blp)
     @blp.arguments(ChatInSchema)
     @blp.response(201, ChatSentSchema, description="Durable, on its way (also for a repeat)")
     @errors(blp, *WRITE_STATUSES, 404, 409)
@@ -118,6 +119,7 @@ class Chats(MethodView):
 class CloseChat(MethodView):
     @require_client(CHATBOT_OR_HELPLINE)
     @blp.doc(security=SECURITY)
+    @idempotent(blp)
     @blp.arguments(ChatCloseSchema)
     @blp.response(200, ChatClosedSchema, description="Closed (or already closed)")
     @errors(blp, *WRITE_STATUSES, 404)

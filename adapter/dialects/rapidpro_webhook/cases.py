@@ -8,7 +8,7 @@ from flask.views import MethodView
 from adapter.api.blueprint import Blueprint
 
 from ... import access, cases, protocol
-from ...api.docs import READ, WRITE, errors
+from ...api.docs import READ, WRITE, errors, idempotent
 from ...auth import CHATBOT_OR_HELPLINE, require_client, require_site_access
 from ...errors import ApiError
 from ...extensions import db
@@ -63,6 +63,7 @@ def _conversation(body: dict) -> Conversation | None:
 class Cases(MethodView):
     @require_client("chatbot")
     @blp.doc(security=SECURITY)
+    @idempotent(blp)
     @blp.arguments(CaseInSchema)
     @blp.response(202, CaseOutSchema, description="Accepted: `pending`, on its way")
     @blp.alt_response(200, schema=CaseOutSchema,

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from adapter.api.blueprint import Blueprint, schema_instance
 
 from ... import access, cases, protocol
-from ...api.docs import READ, WRITE, errors
+from ...api.docs import READ, WRITE, errors, idempotent
 from ...auth import CHATBOT_OR_HELPLINE, require_client, require_site_access
 from ...errors import ApiError
 from ...extensions import db
@@ -79,6 +79,7 @@ def _conversation(conversation_id: str, *, write: bool = True) -> Conversation:
 class Conversations(MethodView):
     @require_client("chatbot")
     @blp.doc(security=SECURITY)
+    @idempotent(blp)
     @blp.arguments(StartSchema)
     @blp.response(201, ConversationOutSchema, description="Started")
     @blp.alt_response(200, schema=ConversationOutSchema,
@@ -128,6 +129,7 @@ class Conversations(MethodView):
 class ClientMessages(MethodView):
     @require_client("chatbot")
     @blp.doc(security=SECURITY)
+    @idempotent(blp)
     @blp.arguments(MessageInSchema)
     @blp.response(202, MessageAcceptedSchema, description="Accepted, on its way")
     @blp.alt_response(200, schema=MessageAcceptedSchema,
@@ -164,6 +166,7 @@ class ClientMessages(MethodView):
 class Close(MethodView):
     @require_client("chatbot")
     @blp.doc(security=SECURITY)
+    @idempotent(blp)
     @blp.arguments(CloseSchema)
     @blp.response(200, CloseOutSchema, description="Closed (or already closed)")
     @errors(blp, *WRITE, 404)
@@ -181,6 +184,7 @@ class Close(MethodView):
 class Acks(MethodView):
     @require_client("chatbot")
     @blp.doc(security=SECURITY)
+    @idempotent(blp)
     @blp.arguments(AckSchema)
     @blp.response(200, AckOutSchema, description="Recorded")
     @errors(blp, *WRITE, 404)
