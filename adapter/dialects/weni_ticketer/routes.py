@@ -16,6 +16,7 @@ from flask.views import MethodView
 from adapter.api.blueprint import Blueprint
 
 from ... import access, protocol
+from ...api.docs import IDEMPOTENCY_KEY
 from ...auth import require_client, require_site_access
 from ...errors import ApiError
 from ...extensions import db
@@ -65,6 +66,16 @@ DESCRIPTIONS = {
     503: "A dependency is down: nothing was accepted (see Retry-After)",
 }
 WRITE = (400, 401, 403, 413, 415, 422, 429, 503)
+#: The contract's headers, as mailroom sends them (open-, forward-, history-… keys).
+CONTRACT_HEADERS = [
+    IDEMPOTENCY_KEY,
+    {"in": "header", "name": "X-API-Version", "required": False,
+     "schema": {"type": "string", "enum": [API_VERSION]},
+     "description": "The contract's version; another answers 400 unsupported_api_version"},
+    {"in": "header", "name": "X-Request-Id", "required": False,
+     "schema": {"type": "string", "maxLength": 64},
+     "description": "Logged (an id only) and echoed in the answer"},
+]
 
 
 class TicketError(ApiError):
@@ -144,7 +155,7 @@ def _log(event: str, conversation: Conversation | None = None, **ids) -> None:
 @blp.route("")
 class Tickets(MethodView):
     @require_client("chatbot")
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, parameters=CONTRACT_HEADERS)
     @blp.arguments(TicketOpenSchema)
     @blp.response(201, TicketOpenOutSchema,
                   description="Opened: `external_id` is our conversation id")
@@ -184,7 +195,7 @@ class Tickets(MethodView):
 @blp.route("/<external_id>/messages")
 class TicketMessages(MethodView):
     @require_client("chatbot")
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, parameters=CONTRACT_HEADERS)
     @blp.arguments(TicketMessageSchema)
     @blp.response(200, TicketMessageOutSchema,
                   description="Received (or already received: the same `message_id`), on "
@@ -216,7 +227,7 @@ class TicketMessages(MethodView):
 @blp.route("/<external_id>/close")
 class TicketClose(MethodView):
     @require_client("chatbot")
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, parameters=CONTRACT_HEADERS)
     @blp.arguments(TicketCloseSchema)
     @blp.response(200, TicketCloseOutSchema, description="Closed; the helpline is told")
     @errors(*WRITE, 404, 409)
@@ -241,7 +252,7 @@ class TicketClose(MethodView):
 @blp.route("/<external_id>/reopen")
 class TicketReopen(MethodView):
     @require_client("chatbot")
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, parameters=CONTRACT_HEADERS)
     @blp.arguments(TicketReopenSchema)
     @blp.response(200, TicketReopenOutSchema,
                   description="Open again (or already open): back to `requested`, and "
@@ -270,7 +281,7 @@ class TicketReopen(MethodView):
 @blp.route("/<external_id>/history")
 class TicketHistory(MethodView):
     @require_client("chatbot")
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, parameters=CONTRACT_HEADERS)
     @blp.arguments(TicketHistorySchema)
     @blp.response(200, TicketHistoryOutSchema, description="Kept as history the counsellor sees")
     @errors(*WRITE, 404, 409)
