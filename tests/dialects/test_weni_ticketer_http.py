@@ -123,9 +123,16 @@ def test_routing_by_queue_then_topic_then_location_and_urn(weni_app, weni):
                               body=json.dumps({"location": "Kampala", "risk": "high"}))
     by_urn = open_ticket(client, headers, ticket_id="t-urn", topic=None,
                          contact={"uuid": "c-urn", "urn": "tel:+254700000001"})
+    no_uuid = open_ticket(client, headers, ticket_id="t-no-uuid", topic=None,
+                          contact={"urn": "tel:+254700000002"})
     sites = {c.external_id: c.site for c in stored(weni_app, Conversation)}
-    assert [r.status_code for r in (by_queue, by_topic, by_location, by_urn)] == [201] * 4
-    assert sites == {"t-queue": "ke", "t-topic": "ug", "t-location": "ug", "t-urn": "ke"}
+    assert [r.status_code for r in (by_queue, by_topic, by_location, by_urn, no_uuid)] == [
+        201] * 5
+    assert sites == {"t-queue": "ke", "t-topic": "ug", "t-location": "ug", "t-urn": "ke",
+                     "t-no-uuid": "ke"}
+    # The URN routed; it is kept nowhere, even without a contact uuid.
+    assert {c.contact_urn for c in stored(weni_app, Conversation)} == {None}
+    assert "254700000002" not in everything_stored(weni_app)
     [located] = stored(weni_app, Conversation, external_id="t-location")
     assert located.risk == "high"
 

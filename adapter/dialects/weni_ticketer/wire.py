@@ -1,8 +1,8 @@
 """The generic ticketer's bodies → protocol requests, and its routing.
 
-Nothing of the contact but its uuid is kept (its URN routes when it has no uuid, as the
-RapidPro dialect keeps it): names, URNs and the assignee never reach the helpline, the
-database or the logs. The helpline sees the client's pseudonym.
+Nothing of the contact but its uuid is kept (its URN routes, by prefix, and is then
+dropped): names, URNs and the assignee never reach the helpline, the database or the
+logs. The helpline sees the client's pseudonym.
 """
 
 from __future__ import annotations
@@ -118,9 +118,10 @@ def start_request(body: Mapping[str, Any]) -> StartRequest:
         location=hints["location"],
         risk=note.get("risk"),
         contact_uuid=contact.get("uuid") or None,
-        # A URN is kept only when there is no contact uuid (as the RapidPro dialect does);
-        # callbacks name the ticket, never the contact.
-        urn=urn,
+        # The URN only routes (above): callbacks name the ticket, never the contact, so
+        # the child's number is never stored. Without a contact uuid the pseudonym is
+        # made afresh.
+        urn=None,
         text=note.get("text"),
         message_id=f"ticket-body-{ticket_id}"[:200] if note.get("text") else None,
         dialect=DIALECT,
