@@ -97,6 +97,7 @@ class Conversation(db.Model):
     waiting_since: Mapped[datetime | None]
     assigned_at: Mapped[datetime | None]
     no_counsellor_at: Mapped[datetime | None]
+    still_waiting_at: Mapped[datetime | None]  # the last `still_waiting` event
     closed_at: Mapped[datetime | None]
 
     messages: Mapped[list[Message]] = relationship(

@@ -502,6 +502,15 @@ def message_failed(message: Message, reason: str) -> None:
     _advance_status(message, MessageStatus.FAILED, reason=reason)
 
 
+def still_waiting(conversation: Conversation, site: Site, now) -> None:
+    """The child is still waiting: tell the chatbot how long so far, so the bot can say
+    so (the caller made sure it is once per period)."""
+    waited = int((now - (conversation.waiting_since or conversation.created_at)).total_seconds())
+    add_chatbot_event(site, conversation, "still_waiting",
+                      {**_event_params(conversation), "waited_seconds": waited,
+                       "queue_position": None})
+
+
 def no_counsellor(conversation: Conversation, site: Site) -> None:
     """Nobody took the conversation in time: tell the chatbot, once."""
     conversation.no_counsellor_at = utcnow()

@@ -23,6 +23,7 @@ CHATBOT_EVENTS = (
     "delivered",
     "closed",
     "no_counsellor",
+    "still_waiting",
     "case_created",
     "case_failed",
 )
@@ -87,6 +88,9 @@ class Policies:
     # Calls in flight at once to this site's helpline, per delivery worker (a small
     # helpline must not be flooded); None: the worker's DELIVERY_CONCURRENCY.
     max_in_flight: int | None = None
+    # Seconds between `still_waiting` events while a child waits for a counsellor
+    # (0: never, the default): nobody waits in silence.
+    still_waiting_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class _PolicySchema(Schema):
     )
     retention_days = fields.Integer(load_default=30, validate=validate.Range(min=0))
     max_in_flight = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    still_waiting_every = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
 class _RapidProSchema(Schema):

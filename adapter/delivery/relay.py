@@ -31,6 +31,46 @@ def sweep(app: Flask) -> None:
         if engine.due_exists():
             kick(app, repair=True)
         check_assignment_timeouts(app)
+        check_waiting_updates(app)
+
+
+def check_waiting_updates(app: Flask) -> int:
+    """Conversations still waiting for a counsellor at a site that says so every N
+    seconds (``still_waiting_every``): one ``still_waiting`` event per period each."""
+    count = 0
+    now = utcnow()
+    waiting = (ConversationState.REQUESTED, ConversationState.WAITING)
+    for site in state_of(app).sites:
+        every = site.policies.still_waiting_every
+        if not every:
+            continue
+        cutoff = now - timedelta(seconds=every)
+        last = db.func.coalesce(Conversation.still_waiting_at, Conversation.waiting_since)
+        due = db.session.execute(
+            db.select(Conversation)
+            .where(Conversation.site == site.code, Conversation.state.in_(waiting),
+                   Conversation.waiting_since.is_not(None), last < cutoff)
+            .limit(100).with_for_update(skip_locked=True)
+        ).scalars().all()
+        for conversation in due:
+            won = db.session.execute(  # once per period, however many relays run
+                update(Conversation)
+                .where(Conversation.id == conversation.id, Conversation.state.in_(waiting),
+                       db.func.coalesce(Conversation.still_waiting_at,
+                                        Conversation.waiting_since) < cutoff)
+                .values(still_waiting_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if won:
+                protocol.still_waiting(conversation, site, now)
+                count += 1
+        if due:
+            from ..transactions import commit
+
+            commit()
+        else:
+            db.session.rollback()
+    return count
 
 
 def check_assignment_timeouts(app: Flask) -> int:
