@@ -271,6 +271,7 @@ def reopen_from_chatbot(conversation: Conversation, actor: str) -> bool:
     previous = {"closed_by": conversation.closed_by, "reason": conversation.close_reason}
     conversation.closed_by = conversation.close_reason = conversation.closed_at = None
     conversation.counsellor = conversation.assigned_at = conversation.no_counsellor_at = None
+    conversation.still_waiting_at = None
     conversation.waiting_since = now
     _set_state(conversation, ConversationState.REQUESTED, actor, "reopen", **previous)
     add_delivery(site=site.code, target=HELPLINE, action="open", conversation=conversation,

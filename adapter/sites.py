@@ -78,6 +78,9 @@ class WeniSettings:
     assigned_text: str = ""
     no_counsellor_text: str = ("No counsellor is free right now. If you are in danger, "
                                "call 116.")
+    #: Told at each ``still_waiting`` event ([policies] still_waiting_every); "": not sent.
+    still_waiting_text: str = ("You are still in the queue: a counsellor will be with you "
+                               "as soon as one is free.")
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,8 @@ class _WeniSchema(Schema):
     reopen = fields.Boolean(load_default=True)
     assigned_text = fields.String(load_default="", validate=validate.Length(max=1000))
     no_counsellor_text = fields.String(load_default=WeniSettings.no_counsellor_text,
+                                       validate=validate.Length(max=1000))
+    still_waiting_text = fields.String(load_default=WeniSettings.still_waiting_text,
                                        validate=validate.Length(max=1000))
 
 
@@ -302,7 +307,8 @@ def load_site_file(
             queues=tuple(q.lower() for q in weni["queues"]),
             webhook_secret=weni["webhook_secret"] or None, reopen=weni["reopen"],
             assigned_text=weni["assigned_text"],
-            no_counsellor_text=weni["no_counsellor_text"]) if weni is not None else None,
+            no_counsellor_text=weni["no_counsellor_text"],
+            still_waiting_text=weni["still_waiting_text"]) if weni is not None else None,
     )
 
 

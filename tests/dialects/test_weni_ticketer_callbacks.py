@@ -180,6 +180,19 @@ def test_no_counsellor_tells_the_child_and_closes_the_ticket(served):
         ("no_counsellor", "done"), ("closed", "done")]
 
 
+def test_still_waiting_tells_the_child_nobody_forgot_them(served):
+    app, mailroom = served
+    _, external_id = open_ticket(served)
+    with app.app_context():
+        conversation = db.session.get(Conversation, external_id)
+        protocol.still_waiting(conversation, protocol.site_of(conversation), utcnow())
+        commit()
+    deliver(app)
+    [told] = sent_to_child(mailroom)
+    assert (told["text"], told["sender"]["type"]) == (WeniSettings.still_waiting_text, "system")
+    assert mailroom.client.records("tickets")[-1]["status"] == "open"
+
+
 def test_each_callback_outcome_is_committed_before_the_next_call(served):
     """Mailroom does not deduplicate: an outcome waits for no batch to commit."""
     app, mailroom = served

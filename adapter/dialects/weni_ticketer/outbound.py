@@ -35,6 +35,9 @@ from .wire import rfc3339
 log = logging.getLogger(__name__)
 
 ADAPTER = "helpline-adapter"
+#: Events told to the child as a message from the system, and the [chatbot.weni] text.
+SYSTEM_TEXTS = {"assigned": "assigned_text", "no_counsellor": "no_counsellor_text",
+                "still_waiting": "still_waiting_text"}
 
 
 def plan_events(site: Site, event: str, params: dict) -> list[tuple[str, dict]]:
@@ -45,6 +48,8 @@ def plan_events(site: Site, event: str, params: dict) -> list[tuple[str, dict]]:
         return [(event, params)]
     if event == "assigned":
         return [(event, params)] if weni is not None and weni.assigned_text else []
+    if event == "still_waiting":
+        return [(event, params)] if weni is not None and weni.still_waiting_text else []
     if event == "no_counsellor":
         plan = [(event, params)] if weni is None or weni.no_counsellor_text else []
         if params.get("closed"):  # the site closes on no_counsellor: so does the ticket
@@ -83,9 +88,8 @@ def build_callback(site: Site, delivery: Delivery, conversation: Conversation,
         body["metadata"] = {**metadata, "message_id": message.id}
         body["sent_at"] = rfc3339(message.created_at)
         return "/messages", body
-    if event in ("assigned", "no_counsellor"):
-        weni = site.weni
-        text = weni.assigned_text if event == "assigned" else weni.no_counsellor_text
+    if event in SYSTEM_TEXTS:
+        text = getattr(site.weni, SYSTEM_TEXTS[event]) if site.weni is not None else ""
         if not text:
             raise DeliveryFailure(f"no text configured for {event}", retryable=False)
         return "/messages", {
