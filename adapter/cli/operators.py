@@ -38,7 +38,7 @@ def create(name: str, role: str, sites: tuple[str, ...]) -> None:
     unknown = [code for code in sites if code not in known]
     if unknown:
         raise click.ClickException(f"no site {unknown[0]!r} (see 'sites list')")
-    password = os.environ.get(PASSWORD_ENV) or click.prompt(
+    password = os.environ.get("HELPLINE_ADAPTER_OPERATOR_PASSWORD") or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
     if len(password) < MIN_PASSWORD:
         raise click.ClickException(f"the password must be at least {MIN_PASSWORD} characters")

@@ -25,8 +25,17 @@ login_manager = LoginManager()
 def init_console(app: Flask) -> None:
     from .views import bp, load_user
 
-    app.config["SESSION_COOKIE_SECURE"] = bool(app.config["CONSOLE_COOKIE_SECURE"])
-    app.config.setdefault("REMEMBER_COOKIE_SECURE", True)
+    # Not settings: what the console's cookie and CSRF checks must be, whatever else.
+    app.config.update(
+        SESSION_COOKIE_NAME="hla_console",
+        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=bool(app.config["CONSOLE_COOKIE_SECURE"]),
+        REMEMBER_COOKIE_SECURE=True,  # no "remember me" is ever set; were it, HTTPS only
+        WTF_CSRF_CHECK_DEFAULT=False,  # the JSON API has no forms: the console checks its own
+        WTF_CSRF_ENABLED=True,
+    )
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = "strong"
