@@ -11,6 +11,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -107,6 +108,7 @@ def _guard():
         flash("Your session was idle too long: log in again.")
         return redirect(url_for("console.login"))
     session["seen"] = time.time()
+    g.client_name = f"operator:{current_user.id}"  # the request log's line: an id, no name
     return None
 
 
@@ -167,7 +169,12 @@ def login():
             live = operator is not None and operator.disabled_at is None
             if not password_matches(operator.password_hash if live else None, password):
                 charged.failed()
-                log.info("console.login_failed")
+                if operator is not None:  # an account's refused logins are its history
+                    audit(f"console:{operator.name}", "console_login_refused",
+                          disabled=not live)
+                    db.session.commit()
+                log.info("console.login_failed",
+                         extra={"operator_id": operator.id if operator else None})
                 return render_template("console/login.html",
                                        error="Wrong name or password."), 401
     except ApiError as exc:  # 429: too many failed logins

@@ -136,6 +136,9 @@ def test_wrong_passwords_are_refused_then_limited(console_app):
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     assert client.get("/console/sites").status_code == 302
     assert log_in(console_app.test_client(), "nobody", PASSWORD).status_code == 401
+    refused = [(actor, action) for actor, action, _ in audit_actions(console_app)
+               if action == "console_login_refused"]
+    assert refused == [("console:amina", "console_login_refused")] * 3
 
 
 def test_a_disabled_operator_cannot_log_in_and_its_session_ends(console_app):
