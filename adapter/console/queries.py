@@ -201,7 +201,9 @@ class Entry:
 def timeline(conversation: Conversation) -> tuple[list[Entry], list[Delivery], list[Message]]:
     entries: list[Entry] = []
     c = conversation
-    for at, what in ((c.created_at, "requested"), (c.waiting_since, "waiting"),
+    # (waiting_since is the start: the child waits from then. Reaching the helpline is
+    # the audit event "requested → waiting" below.)
+    for at, what in ((c.created_at, "requested"),
                      (c.assigned_at, f"active (counsellor {c.counsellor or '-'})"),
                      (c.no_counsellor_at, "no_counsellor sent"),
                      (c.closed_at, f"closed by {c.closed_by or '-'}"
