@@ -19,6 +19,7 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     from .cases import check_settings as check_intake_settings
     from .cli import register_cli
     from .config import load_config
+    from .console import init_console
     from .database import init_database
     from .errors import register_error_handlers
     from .logs import configure_logging
@@ -63,6 +64,7 @@ def create_app(config: dict | None = None, *, plugins: tuple = ()) -> Flask:
     register_error_handlers(app)
     init_request_logging(app)
     api_package.init_app(app)
+    init_console(app)
     register_cli(app)
     return app
 

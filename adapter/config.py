@@ -60,6 +60,13 @@ class DefaultConfig:
     # seen at once through Redis (adapter.callers), this bounds everything else. 0: off.
     CREDENTIAL_CACHE_SECONDS = 30
     CHAT_DEDUPE_WINDOW_SECONDS = 600
+    # The operations console (/console, adapter/console): its session cookie (HttpOnly,
+    # SameSite=Strict, for /console only: set by adapter/console, not settings) is Secure
+    # (sent over HTTPS only) unless turned off for a plain-http run on another host
+    # (ADAPTER_CONSOLE_COOKIE_SECURE=false; browsers take it over http://localhost even so).
+    CONSOLE_COOKIE_SECURE = True
+    CONSOLE_IDLE_TIMEOUT_SECONDS = 900  # a session unused this long is over
+    CONSOLE_RECENT_HOURS = 24  # "recently closed" on the Waiting page
     LOG_LEVEL = "INFO"
     LOG_FORMAT = "json"  # or "text": one readable line per event, for a terminal
     # Set by `serve` when it runs a local sandbox site: {"site", "helpline", "rapidpro"}.

@@ -39,6 +39,7 @@ SAFE_FIELDS = (
     "worker",
     "port",
     "retry_in",
+    "operator_id",  # a console account (adapter/console), by id
 )
 
 

@@ -303,3 +303,36 @@ class AuditEvent(db.Model):
     to_state: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[dict | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+#: Console roles, each with what the one before it may do: ``viewer`` sees, ``operator``
+#: also retries deliveries, ``supervisor`` may also read message text.
+OPERATOR_ROLES = ("viewer", "operator", "supervisor")
+
+
+class Operator(db.Model):
+    """A person using the operations console (``/console``), created from the CLI."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # see OPERATOR_ROLES
+    sites: Mapped[list | None] = mapped_column(JSON)  # None: every site
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    # A session that logged in before this is over (a logout ends every session of its
+    # operator: a copied cookie is no use afterwards).
+    sessions_valid_after: Mapped[datetime | None]
+
+    def may_use_site(self, site: str) -> bool:
+        return self.sites is None or site in self.sites
+
+    @property
+    def may_retry(self) -> bool:
+        return self.role in ("operator", "supervisor")
+
+    @property
+    def may_read_text(self) -> bool:
+        return self.role == "supervisor"

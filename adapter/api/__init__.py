@@ -18,8 +18,8 @@ ANY_CONTENT_TYPE_BLUEPRINTS = any_content_type_blueprints()
 
 def guard_json_body() -> None:
     """415 for a body that is not JSON, 400 for JSON we cannot read — before any view."""
-    if request.method not in BODY_METHODS or request.path.startswith("/_"):
-        return
+    if request.method not in BODY_METHODS or request.path.startswith(("/_", "/console/")):
+        return  # the sandbox's own routes; the console's HTML forms (adapter/console)
     if not request.content_length and not request.get_data(cache=True):
         return  # an empty body is an empty object
     lenient = request.blueprint in ANY_CONTENT_TYPE_BLUEPRINTS

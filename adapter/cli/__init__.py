@@ -34,9 +34,9 @@ def cli() -> None:
 
 def register_cli(app: Flask) -> None:
     """Commands that need the app, registered by the modules that own them."""
-    from . import clients, deliveries, maintenance, sites, worker
+    from . import clients, deliveries, maintenance, operators, sites, worker
 
-    for module in (clients, deliveries, maintenance, sites, worker):
+    for module in (clients, deliveries, maintenance, operators, sites, worker):
         module.register(app)
 
 

@@ -6,9 +6,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from ..delivery.kick import kick
+from ..delivery.replay import REPLAYABLE, replayable, requeue
 from ..extensions import db
-from ..models import Delivery, DeliveryStatus, utcnow
+from ..models import Delivery, DeliveryStatus
 
 group = AppGroup("deliveries", help="Inspect and replay outbound deliveries (no message text).")
 
@@ -75,24 +75,12 @@ def retry(delivery_id: int | None, all_failed: bool, all_held: bool, site: str |
     if [delivery_id is not None, all_failed, all_held].count(True) != 1:
         raise click.UsageError("give a delivery ID, --all-failed or --all-held")
     statuses = ((DeliveryStatus.FAILED,) if all_failed else (DeliveryStatus.HELD,)
-                if all_held else (DeliveryStatus.FAILED, DeliveryStatus.HELD))
-    query = db.select(Delivery).where(Delivery.status.in_(statuses))
-    if delivery_id is not None:
-        query = query.where(Delivery.id == delivery_id)
-    if site:
-        query = query.where(Delivery.site == site)
-    rows = db.session.execute(query).scalars().all()
+                if all_held else REPLAYABLE)
+    rows = replayable(delivery_id=delivery_id, site=site, statuses=statuses)
     if delivery_id is not None and not rows:
         raise click.ClickException(
             f"delivery {delivery_id} does not exist, or is neither failed nor held")
-    for delivery in rows:
-        delivery.status = DeliveryStatus.PENDING
-        delivery.attempts = 0
-        delivery.due_at = utcnow()
-        delivery.lease_until = None
-    db.session.commit()
-    if rows:
-        kick(current_app)
+    requeue(current_app, rows)
     click.echo(f"requeued {len(rows)} deliveries")
 
 
