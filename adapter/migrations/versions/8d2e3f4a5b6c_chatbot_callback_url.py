@@ -4,7 +4,7 @@ A Weni generic ticketer gives, with each open, the base URL its callbacks go to
 (``metadata.webhook_base_url``): kept with the conversation, never hard-coded.
 
 Revision ID: 8d2e3f4a5b6c
-Revises: a1b2c3d4e5f6
+Revises: 9e4f6a7b8c2d
 Create Date: 2026-12-03 14:00:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '8d2e3f4a5b6c'
-down_revision = 'a1b2c3d4e5f6'
+down_revision = '9e4f6a7b8c2d'
 branch_labels = None
 depends_on = None
 
