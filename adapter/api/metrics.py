@@ -1,31 +1,67 @@
-"""Prometheus metrics, read from the database at scrape time.
+"""Prometheus metrics, read at scrape time from the database and from Redis.
 
-The database is the truth shared by every gunicorn worker and delivery worker, so
-gauges computed from it are right without prometheus_client's multiprocess mode.
+The database is the truth shared by every gunicorn worker and delivery worker on every
+machine, so values computed from its rows at scrape time are right however many
+processes there are, without prometheus_client's multiprocess mode (which only sums
+the processes of one machine, and loses a process's counts when it is replaced).
+"Counters" computed from rows (``*_total``) only grow while the rows stay; a purge,
+or ``deliveries retry`` resetting a delivery's attempts, lowers them, which Prometheus
+reads as a counter reset. Events no row records (RapidPro pacing waits and 429s) are
+counted in Redis (:mod:`adapter.counters`). See ``docs/monitoring/README.md``.
+
+No label carries an id, a text or a URN: only site codes and fixed values.
 """
 
 from __future__ import annotations
 
-from flask import Response, g
+import logging
+
+from flask import Response, current_app, g
 from flask.views import MethodView
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from redis.exceptions import RedisError
+from sqlalchemy import case, extract, func
 
 from adapter.api.blueprint import Blueprint
 
+from .. import counters
 from ..auth import require_client
 from ..extensions import db
-from ..models import Conversation, Delivery, DeliveryStatus, Message, utcnow
+from ..models import (
+    Case,
+    Conversation,
+    ConversationState,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    utcnow,
+)
 from ..state import state_of
 from .docs import errors
 
+log = logging.getLogger(__name__)
+
 blp = Blueprint("metrics", __name__, description="Prometheus metrics")
 
+PREFIX = "helpline_adapter_"
+#: Seconds from a message accepted to the far side answering 2xx.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+#: Seconds from a conversation started to a counsellor taking it.
+WAIT_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600)
+#: Not yet taken by a counsellor (``waiting_since`` is set when it starts).
+UNASSIGNED = (ConversationState.REQUESTED, ConversationState.WAITING)
+#: How a delivery ended (its finished statuses).
+OUTCOMES = (DeliveryStatus.DONE, DeliveryStatus.FAILED)
+CASE_OUTCOMES = ("created", "failed")
 
-def _counts(name: str, documentation: str, query, *columns) -> GaugeMetricFamily:
-    """A gauge of row counts grouped by ``columns`` (their names are the labels)."""
-    family = GaugeMetricFamily(name, documentation, labels=[c.key for c in columns])
+
+def _counts(family, query, *columns):
+    """``family`` filled with row counts grouped by ``columns`` (their names are the labels)."""
     for *labels, count in db.session.execute(
         query.add_columns(*columns, func.count()).group_by(*columns)
     ):
@@ -33,9 +69,31 @@ def _counts(name: str, documentation: str, query, *columns) -> GaugeMetricFamily
     return family
 
 
+def _seconds_between(later, earlier):
+    """``later - earlier`` in seconds, in SQL, on SQLite and PostgreSQL."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return extract("epoch", later - earlier)
+
+
+def _histogram(name: str, documentation: str, buckets, seconds, query, *columns):
+    """A histogram of ``seconds`` over the rows of ``query``, grouped by ``columns``:
+    one pass, each bucket a conditional sum."""
+    family = HistogramMetricFamily(name, documentation, labels=[c.key for c in columns])
+    sums = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in buckets]
+    rows = db.session.execute(
+        query.add_columns(*columns, func.count(), func.sum(seconds), *sums).group_by(*columns))
+    for row in rows:
+        labels, (count, total, *cumulative) = row[:len(columns)], row[len(columns):]
+        points = [(str(float(b)), int(c or 0)) for b, c in zip(buckets, cumulative, strict=True)]
+        family.add_metric([str(v) for v in labels], points + [("+Inf", count)],
+                          float(total or 0.0))
+    return family
+
+
 class DatabaseCollector:
-    """Counts by state, and the age of the oldest delivery still waiting, over the sites
-    the monitor may see (``sites`` None: every site)."""
+    """Everything /metrics shows, over the sites the monitor may see (``sites`` None:
+    every site)."""
 
     def __init__(self, sites: tuple[str, ...] | None) -> None:
         self.sites = sites
@@ -43,52 +101,201 @@ class DatabaseCollector:
     def _at(self, column):
         return db.true() if self.sites is None else column.in_(self.sites)
 
-    def collect(self):
-        yield _counts("helpline_adapter_deliveries", "Deliveries by status, target and site",
-                      db.select().where(self._at(Delivery.site)),
-                      Delivery.status, Delivery.target, Delivery.site)
-        yield _counts("helpline_adapter_conversations", "Conversations by state and site",
-                      db.select().where(self._at(Conversation.site)),
-                      Conversation.state, Conversation.site)
-        yield _counts("helpline_adapter_messages", "Messages by direction and delivery status",
-                      db.select().select_from(Message).join(Conversation)
-                      .where(self._at(Conversation.site)),
-                      Message.direction, Message.status)
+    def _visible_sites(self):
+        return [s for s in state_of().sites if self.sites is None or s.code in self.sites]
 
-        yield _counts("helpline_adapter_deliveries_retrying",
-                      "Deliveries waiting after a failed attempt, by site and target: the "
-                      "far side is failing (last_error says how; sites check names it)",
-                      db.select().where(self._at(Delivery.site),
-                                        Delivery.status == DeliveryStatus.PENDING,
-                                        Delivery.attempts > 0),
-                      Delivery.site, Delivery.target)
-        yield self._deliverable()
+    def collect(self):
+        yield from self._states()
+        yield from self._history()
+        yield from self._backlog()
+        yield from self._conversations()
+        yield from self._sites()
+        yield from self._redis_counters()
+
+    def _states(self):
+        """What is in the database now, by state."""
+        yield _counts(GaugeMetricFamily(
+            PREFIX + "deliveries", "Deliveries by status, target and site",
+            labels=["status", "target", "site"]),
+            db.select().where(self._at(Delivery.site)),
+            Delivery.status, Delivery.target, Delivery.site)
+        yield _counts(GaugeMetricFamily(
+            PREFIX + "conversations", "Conversations by state and site",
+            labels=["state", "site"]),
+            db.select().where(self._at(Conversation.site)),
+            Conversation.state, Conversation.site)
+        yield _counts(GaugeMetricFamily(
+            PREFIX + "messages", "Messages by direction and delivery status",
+            labels=["direction", "status"]),
+            db.select().select_from(Message).join(Conversation)
+            .where(self._at(Conversation.site)),
+            Message.direction, Message.status)
+        yield self._retrying()
+
+    def _retrying(self):
+        return _counts(GaugeMetricFamily(
+            PREFIX + "deliveries_retrying",
+            "Deliveries waiting after a failed attempt, by site and target: the far side is "
+            "failing (last_error says how; sites check names it)", labels=["site", "target"]),
+            db.select().where(self._at(Delivery.site),
+                              Delivery.status == DeliveryStatus.PENDING, Delivery.attempts > 0),
+            Delivery.site, Delivery.target)
+
+    def _history(self):
+        """Counters and histograms over the rows kept (they go down when rows are purged)."""
+        yield _counts(CounterMetricFamily(
+            PREFIX + "messages_accepted", "Messages accepted, by site and direction",
+            labels=["site", "direction"]),
+            db.select().select_from(Message).join(Conversation)
+            .where(self._at(Conversation.site)),
+            Conversation.site, Message.direction)
+        outcomes = CounterMetricFamily(
+            PREFIX + "deliveries_finished",
+            "Deliveries finished, by site, target and outcome (done: the far side took it; "
+            "failed: retries exhausted or refused, a dead letter until replayed)",
+            labels=["site", "target", "outcome"])
+        yield _counts(outcomes, db.select().where(self._at(Delivery.site),
+                                                  Delivery.status.in_(OUTCOMES)),
+                      Delivery.site, Delivery.target, Delivery.status)
+        retries = CounterMetricFamily(
+            PREFIX + "delivery_retries", "Delivery attempts beyond the first, by site and target",
+            labels=["site", "target"])
+        for site, target, extra in db.session.execute(
+                db.select(Delivery.site, Delivery.target, func.sum(Delivery.attempts - 1))
+                .where(self._at(Delivery.site), Delivery.attempts > 1)
+                .group_by(Delivery.site, Delivery.target)):
+            retries.add_metric([site, target], int(extra or 0))
+        yield retries
+        yield _counts(GaugeMetricFamily(
+            PREFIX + "dead_letters",
+            "Failed deliveries waiting for an operator (helpline-adapter deliveries retry)",
+            labels=["site", "target"]),
+            db.select().where(self._at(Delivery.site),
+                              Delivery.status == DeliveryStatus.FAILED),
+            Delivery.site, Delivery.target)
+        yield _histogram(
+            PREFIX + "message_delivery_latency_seconds",
+            "Seconds from a message accepted to the far side answering 2xx, by site and "
+            "direction", LATENCY_BUCKETS,
+            _seconds_between(Message.sent_at, Message.created_at),
+            db.select().select_from(Message).join(Conversation)
+            .where(self._at(Conversation.site), Message.sent_at.is_not(None)),
+            Conversation.site, Message.direction)
+        yield _histogram(
+            PREFIX + "conversation_wait_seconds",
+            "Seconds from a conversation started to a counsellor taking it, by site",
+            WAIT_BUCKETS, _seconds_between(Conversation.assigned_at, Conversation.created_at),
+            db.select().where(self._at(Conversation.site),
+                              Conversation.assigned_at.is_not(None)),
+            Conversation.site)
+        yield _counts(CounterMetricFamily(
+            PREFIX + "no_counsellor", "Conversations nobody took within the site's "
+            "assignment timeout (the chatbot heard no_counsellor)", labels=["site"]),
+            db.select().where(self._at(Conversation.site),
+                              Conversation.no_counsellor_at.is_not(None)),
+            Conversation.site)
+        yield _counts(CounterMetricFamily(
+            PREFIX + "cases_finished", "Cases finished at the helpline, by site and outcome "
+            "(created, failed)", labels=["site", "outcome"]),
+            db.select().where(self._at(Case.site), Case.status.in_(CASE_OUTCOMES)),
+            Case.site, Case.status)
+
+    def _backlog(self):
+        now = utcnow()
+        yield _counts(GaugeMetricFamily(
+            PREFIX + "backlog_deliveries",
+            "Deliveries not yet done (pending, sending or held), by site and target",
+            labels=["site", "target"]),
+            db.select().where(Delivery.status.in_(DeliveryStatus.ACTIVE),
+                              self._at(Delivery.site)),
+            Delivery.site, Delivery.target)
+        due = GaugeMetricFamily(
+            PREFIX + "oldest_due_delivery_seconds",
+            "Seconds the oldest delivery due now (pending or sending) has been due, by site "
+            "(0 when none): the workers are not keeping up, or are down",
+            labels=["site"])
+        rows = dict(db.session.execute(
+            db.select(Delivery.site, func.min(Delivery.due_at))
+            .where(Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+                   Delivery.due_at <= now, self._at(Delivery.site))
+            .group_by(Delivery.site)).all())
+        for site in self._visible_sites():
+            oldest = rows.pop(site.code, None)
+            due.add_metric([site.code], (now - oldest).total_seconds() if oldest else 0.0)
+        yield due
 
         oldest = db.session.execute(
             db.select(func.min(Delivery.created_at))
             .where(Delivery.status.in_(DeliveryStatus.ACTIVE), self._at(Delivery.site))
         ).scalar()
         age = GaugeMetricFamily(
-            "helpline_adapter_oldest_pending_delivery_seconds",
+            PREFIX + "oldest_pending_delivery_seconds",
             "Age of the oldest delivery not yet done (0 when none)")
-        age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
+        age.add_metric([], (now - oldest).total_seconds() if oldest else 0.0)
         yield age
 
-    def _deliverable(self) -> GaugeMetricFamily:
+    def _conversations(self):
+        now = utcnow()
+        rows = {site: (count, oldest) for site, count, oldest in db.session.execute(
+            db.select(Conversation.site, func.count(), func.min(Conversation.waiting_since))
+            .where(Conversation.state.in_(UNASSIGNED), self._at(Conversation.site))
+            .group_by(Conversation.site))}
+        waiting = GaugeMetricFamily(
+            PREFIX + "conversations_waiting",
+            "Conversations no counsellor has taken yet (requested or waiting), by site",
+            labels=["site"])
+        longest = GaugeMetricFamily(
+            PREFIX + "oldest_waiting_conversation_seconds",
+            "Seconds the child waiting longest for a counsellor has waited, by site (0 when "
+            "none)", labels=["site"])
+        for site in self._visible_sites():
+            count, oldest = rows.get(site.code, (0, None))
+            waiting.add_metric([site.code], count)
+            longest.add_metric([site.code], (now - oldest).total_seconds() if oldest else 0.0)
+        yield waiting
+        yield longest
+
+    def _sites(self):
         """1 when a site's config lets each side be called, 0 while a secret it needs is
-        unset (its deliveries are held)."""
-        family = GaugeMetricFamily(
-            "helpline_adapter_site_deliverable",
+        unset (its deliveries are held); and each site's assignment timeout."""
+        deliverable = GaugeMetricFamily(
+            PREFIX + "site_deliverable",
             "1 when the site's config for that side is complete, 0 while a secret is unset",
             labels=["site", "target"])
-        for site in state_of().sites:
-            if self.sites is not None and site.code not in self.sites:
-                continue
+        timeout = GaugeMetricFamily(
+            PREFIX + "site_assignment_timeout_seconds",
+            "The site's assignment_timeout policy: a child waiting longer hears no_counsellor",
+            labels=["site"])
+        for site in self._visible_sites():
+            timeout.add_metric([site.code], float(site.policies.assignment_timeout))
             for target in ("helpline", "chatbot"):
                 if target == "chatbot" and site.rapidpro is None:
                     continue
-                family.add_metric([site.code, target], 0.0 if site.unset_for(target) else 1.0)
-        return family
+                deliverable.add_metric([site.code, target],
+                                       0.0 if site.unset_for(target) else 1.0)
+        yield deliverable
+        yield timeout
+
+    def _redis_counters(self):
+        app = current_app._get_current_object()
+        known = {site.code for site in self._visible_sites()}
+        up = GaugeMetricFamily(PREFIX + "metrics_redis_up",
+                               "1 when the Redis-kept counters could be read for this scrape")
+        try:
+            values = {name: counters.read(app, name) for name in counters.COUNTERS}
+        except RedisError as exc:
+            log.warning("metrics.redis_unreadable", extra={"error_type": type(exc).__name__})
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
+        for name, documentation in counters.COUNTERS.items():
+            family = CounterMetricFamily(PREFIX + name, documentation + ", by site",
+                                         labels=["site"])
+            for site in sorted(known):
+                family.add_metric([site], values[name].get(site, 0))
+            yield family
 
 
 @blp.route("/metrics")
