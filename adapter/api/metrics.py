@@ -76,24 +76,53 @@ def _seconds_between(later, earlier):
     return extract("epoch", later - earlier)
 
 
-def _histogram(name: str, documentation: str, buckets, seconds, query, *columns):
-    """A histogram of ``seconds`` over the rows of ``query``, grouped by ``columns``:
-    one pass, each bucket a conditional sum."""
-    family = HistogramMetricFamily(name, documentation, labels=[c.key for c in columns])
-    sums = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in buckets]
-    rows = db.session.execute(
-        query.add_columns(*columns, func.count(), func.sum(seconds), *sums).group_by(*columns))
-    for row in rows:
-        labels, (count, total, *cumulative) = row[:len(columns)], row[len(columns):]
-        points = [(str(float(b)), int(c or 0)) for b, c in zip(buckets, cumulative, strict=True)]
-        family.add_metric([str(v) for v in labels], points + [("+Inf", count)],
-                          float(total or 0.0))
-    return family
+def _when(condition, then=1):
+    """The sum of ``then`` over the rows where ``condition`` holds."""
+    return func.sum(case((condition, then), else_=0))
+
+
+class _Histogram:
+    """A histogram over the rows of a grouped query: :meth:`bucket` is one ``CASE`` giving
+    each row the index of the first bucket its ``seconds`` fit (-1: no value, e.g. not yet
+    sent); group by it too, then :meth:`add` each group's count and sum of seconds, and
+    the cumulative counts are made here."""
+
+    def __init__(self, buckets) -> None:
+        self.buckets = buckets
+        self.totals: dict[tuple, list[float]] = {}
+
+    def bucket(self, seconds):
+        return case((seconds.is_(None), -1),
+                    *((seconds <= bound, n) for n, bound in enumerate(self.buckets)),
+                    else_=len(self.buckets)).label("bucket")
+
+    def add(self, labels: tuple, bucket: int, count: int, seconds) -> None:
+        if bucket < 0:
+            return
+        # per label set: the count in each bucket (the last: above every bound), the sum
+        total = self.totals.setdefault(labels, [0] * (len(self.buckets) + 1) + [0.0])
+        total[bucket] += count
+        total[-1] += float(seconds or 0.0)
+
+    def family(self, name: str, documentation: str, labels: list[str]):
+        family = HistogramMetricFamily(name, documentation, labels=labels)
+        for key, (*counts, total) in sorted(self.totals.items()):
+            points, running = [], 0
+            for bound, count in zip([*self.buckets, None], counts, strict=True):
+                running += count
+                points.append(("+Inf" if bound is None else str(float(bound)), running))
+            family.add_metric(list(key), points, total)
+        return family
+
+
+def _add(table: dict, key: tuple, value) -> None:
+    table[key] = table.get(key, 0) + (value or 0)
 
 
 class DatabaseCollector:
     """Everything /metrics shows, over the sites the monitor may see (``sites`` None:
-    every site)."""
+    every site). One grouped pass over each table of history (deliveries, messages,
+    conversations, cases) and a few queries over the open rows, which indexes find."""
 
     def __init__(self, sites: tuple[str, ...] | None) -> None:
         self.sites = sites
@@ -105,110 +134,61 @@ class DatabaseCollector:
         return [s for s in state_of().sites if self.sites is None or s.code in self.sites]
 
     def collect(self):
-        yield from self._states()
-        yield from self._history()
-        yield from self._backlog()
-        yield from self._conversations()
+        now = utcnow()
+        yield from self._deliveries(now)
+        yield from self._messages()
+        yield from self._conversations(now)
+        yield self._cases()
         yield from self._sites()
         yield from self._redis_counters()
 
-    def _states(self):
-        """What is in the database now, by state."""
-        yield _counts(GaugeMetricFamily(
-            PREFIX + "deliveries", "Deliveries by status, target and site",
-            labels=["status", "target", "site"]),
-            db.select().where(self._at(Delivery.site)),
-            Delivery.status, Delivery.target, Delivery.site)
-        yield _counts(GaugeMetricFamily(
-            PREFIX + "conversations", "Conversations by state and site",
-            labels=["state", "site"]),
-            db.select().where(self._at(Conversation.site)),
-            Conversation.state, Conversation.site)
-        yield _counts(GaugeMetricFamily(
-            PREFIX + "messages", "Messages by direction and delivery status",
-            labels=["direction", "status"]),
-            db.select().select_from(Message).join(Conversation)
-            .where(self._at(Conversation.site)),
-            Message.direction, Message.status)
-        yield self._retrying()
-
-    def _retrying(self):
-        return _counts(GaugeMetricFamily(
-            PREFIX + "deliveries_retrying",
-            "Deliveries waiting after a failed attempt, by site and target: the far side is "
-            "failing (last_error says how; sites check names it)", labels=["site", "target"]),
-            db.select().where(self._at(Delivery.site),
-                              Delivery.status == DeliveryStatus.PENDING, Delivery.attempts > 0),
-            Delivery.site, Delivery.target)
-
-    def _history(self):
-        """Counters and histograms over the rows kept (they go down when rows are purged)."""
-        yield _counts(CounterMetricFamily(
-            PREFIX + "messages_accepted", "Messages accepted, by site and direction",
-            labels=["site", "direction"]),
-            db.select().select_from(Message).join(Conversation)
-            .where(self._at(Conversation.site)),
-            Conversation.site, Message.direction)
-        outcomes = CounterMetricFamily(
+    def _deliveries(self, now):
+        by_status = GaugeMetricFamily(PREFIX + "deliveries",
+                                      "Deliveries by status, target and site",
+                                      labels=["status", "target", "site"])
+        finished = CounterMetricFamily(
             PREFIX + "deliveries_finished",
             "Deliveries finished, by site, target and outcome (done: the far side took it; "
             "failed: retries exhausted or refused, a dead letter until replayed)",
             labels=["site", "target", "outcome"])
-        yield _counts(outcomes, db.select().where(self._at(Delivery.site),
-                                                  Delivery.status.in_(OUTCOMES)),
-                      Delivery.site, Delivery.target, Delivery.status)
-        retries = CounterMetricFamily(
-            PREFIX + "delivery_retries", "Delivery attempts beyond the first, by site and target",
-            labels=["site", "target"])
-        for site, target, extra in db.session.execute(
-                db.select(Delivery.site, Delivery.target, func.sum(Delivery.attempts - 1))
-                .where(self._at(Delivery.site), Delivery.attempts > 1)
-                .group_by(Delivery.site, Delivery.target)):
-            retries.add_metric([site, target], int(extra or 0))
-        yield retries
-        yield _counts(GaugeMetricFamily(
+        dead = GaugeMetricFamily(
             PREFIX + "dead_letters",
             "Failed deliveries waiting for an operator (helpline-adapter deliveries retry)",
-            labels=["site", "target"]),
-            db.select().where(self._at(Delivery.site),
-                              Delivery.status == DeliveryStatus.FAILED),
-            Delivery.site, Delivery.target)
-        yield _histogram(
-            PREFIX + "message_delivery_latency_seconds",
-            "Seconds from a message accepted to the far side answering 2xx, by site and "
-            "direction", LATENCY_BUCKETS,
-            _seconds_between(Message.sent_at, Message.created_at),
-            db.select().select_from(Message).join(Conversation)
-            .where(self._at(Conversation.site), Message.sent_at.is_not(None)),
-            Conversation.site, Message.direction)
-        yield _histogram(
-            PREFIX + "conversation_wait_seconds",
-            "Seconds from a conversation started to a counsellor taking it, by site",
-            WAIT_BUCKETS, _seconds_between(Conversation.assigned_at, Conversation.created_at),
-            db.select().where(self._at(Conversation.site),
-                              Conversation.assigned_at.is_not(None)),
-            Conversation.site)
-        yield _counts(CounterMetricFamily(
-            PREFIX + "no_counsellor", "Conversations nobody took within the site's "
-            "assignment timeout (the chatbot heard no_counsellor)", labels=["site"]),
-            db.select().where(self._at(Conversation.site),
-                              Conversation.no_counsellor_at.is_not(None)),
-            Conversation.site)
-        yield _counts(CounterMetricFamily(
-            PREFIX + "cases_finished", "Cases finished at the helpline, by site and outcome "
-            "(created, failed)", labels=["site", "outcome"]),
-            db.select().where(self._at(Case.site), Case.status.in_(CASE_OUTCOMES)),
-            Case.site, Case.status)
-
-    def _backlog(self):
-        now = utcnow()
-        yield _counts(GaugeMetricFamily(
+            labels=["site", "target"])
+        backlog, retries, retrying = {}, {}, {}
+        for site, target, status, count, extra, tried in db.session.execute(
+                db.select(Delivery.site, Delivery.target, Delivery.status, func.count(),
+                          _when(Delivery.attempts > 1, Delivery.attempts - 1),
+                          _when(Delivery.attempts > 0))
+                .where(self._at(Delivery.site))
+                .group_by(Delivery.status, Delivery.site, Delivery.target)):
+            by_status.add_metric([status, target, site], count)
+            if status in OUTCOMES:
+                finished.add_metric([site, target, status], count)
+            if status == DeliveryStatus.FAILED:
+                dead.add_metric([site, target], count)
+            if status in DeliveryStatus.ACTIVE:
+                _add(backlog, (site, target), count)
+            if status == DeliveryStatus.PENDING and tried:
+                _add(retrying, (site, target), tried)
+            _add(retries, (site, target), extra)
+        yield by_status
+        yield finished
+        yield dead
+        yield _table(GaugeMetricFamily(
             PREFIX + "backlog_deliveries",
             "Deliveries not yet done (pending, sending or held), by site and target",
-            labels=["site", "target"]),
-            db.select().where(Delivery.status.in_(DeliveryStatus.ACTIVE),
-                              self._at(Delivery.site)),
-            Delivery.site, Delivery.target)
+            labels=["site", "target"]), backlog)
+        yield _table(CounterMetricFamily(
+            PREFIX + "delivery_retries",
+            "Delivery attempts beyond the first, by site and target",
+            labels=["site", "target"]), retries)
+        yield _table(GaugeMetricFamily(
+            PREFIX + "deliveries_retrying",
+            "Deliveries waiting after a failed attempt, by site and target: the far side is "
+            "failing (last_error says how; sites check names it)", labels=["site", "target"]),
+            retrying)
+
         due = GaugeMetricFamily(
             PREFIX + "oldest_due_delivery_seconds",
             "Seconds the oldest delivery due now (pending or sending) has been due, by site "
@@ -220,7 +200,7 @@ class DatabaseCollector:
                    Delivery.due_at <= now, self._at(Delivery.site))
             .group_by(Delivery.site)).all())
         for site in self._visible_sites():
-            oldest = rows.pop(site.code, None)
+            oldest = rows.get(site.code)
             due.add_metric([site.code], (now - oldest).total_seconds() if oldest else 0.0)
         yield due
 
@@ -234,26 +214,88 @@ class DatabaseCollector:
         age.add_metric([], (now - oldest).total_seconds() if oldest else 0.0)
         yield age
 
-    def _conversations(self):
-        now = utcnow()
-        rows = {site: (count, oldest) for site, count, oldest in db.session.execute(
-            db.select(Conversation.site, func.count(), func.min(Conversation.waiting_since))
-            .where(Conversation.state.in_(UNASSIGNED), self._at(Conversation.site))
-            .group_by(Conversation.site))}
-        waiting = GaugeMetricFamily(
+    def _messages(self):
+        by_status, accepted = {}, {}
+        latency = _Histogram(LATENCY_BUCKETS)
+        rows = db.select(Conversation.site, Message.direction, Message.status,
+                         _seconds_between(Message.sent_at, Message.created_at).label("seconds")
+                         ).select_from(Message).join(Conversation) \
+            .where(self._at(Conversation.site)).subquery()
+        bucket = latency.bucket(rows.c.seconds)
+        for site, direction, status, at, count, seconds in db.session.execute(
+                db.select(rows.c.site, rows.c.direction, rows.c.status, bucket, func.count(),
+                          func.sum(rows.c.seconds))
+                .group_by(rows.c.site, rows.c.direction, rows.c.status, bucket)):
+            _add(by_status, (direction, status), count)
+            _add(accepted, (site, direction), count)
+            latency.add((site, direction), at, count, seconds)
+        yield _table(GaugeMetricFamily(
+            PREFIX + "messages", "Messages by direction and delivery status",
+            labels=["direction", "status"]), by_status)
+        yield _table(CounterMetricFamily(
+            PREFIX + "messages_accepted", "Messages accepted, by site and direction",
+            labels=["site", "direction"]), accepted)
+        yield latency.family(
+            PREFIX + "message_delivery_latency_seconds",
+            "Seconds from a message accepted to the far side answering 2xx, by site and "
+            "direction", ["site", "direction"])
+
+    def _conversations(self, now):
+        by_state, nobody, waiting, longest = {}, {}, {}, {}
+        wait = _Histogram(WAIT_BUCKETS)
+        rows = db.select(
+            Conversation.state, Conversation.site,
+            case((Conversation.no_counsellor_at.is_(None), 0), else_=1).label("nobody"),
+            _seconds_between(Conversation.assigned_at, Conversation.created_at)
+            .label("seconds")).where(self._at(Conversation.site)).subquery()
+        bucket = wait.bucket(rows.c.seconds)
+        for state, site, at, count, no_counsellor, seconds in db.session.execute(
+                db.select(rows.c.state, rows.c.site, bucket, func.count(),
+                          func.sum(rows.c.nobody), func.sum(rows.c.seconds))
+                .group_by(rows.c.state, rows.c.site, bucket)):
+            _add(by_state, (state, site), count)
+            _add(nobody, (site,), no_counsellor)
+            wait.add((site,), at, count, seconds)
+        by_state = _table(GaugeMetricFamily(
+            PREFIX + "conversations", "Conversations by state and site",
+            labels=["state", "site"]), by_state)
+        yield by_state
+        yield wait.family(
+            PREFIX + "conversation_wait_seconds",
+            "Seconds from a conversation started to a counsellor taking it, by site",
+            ["site"])
+        yield _table(CounterMetricFamily(
+            PREFIX + "no_counsellor", "Conversations nobody took within the site's "
+            "assignment timeout (the chatbot heard no_counsellor)", labels=["site"]),
+            {k: v for k, v in nobody.items() if v})
+
+        for site, count, oldest in db.session.execute(
+                db.select(Conversation.site, func.count(), func.min(Conversation.waiting_since))
+                .where(Conversation.state.in_(UNASSIGNED), self._at(Conversation.site))
+                .group_by(Conversation.site)):
+            waiting[site], longest[site] = count, oldest
+        waiting_family = GaugeMetricFamily(
             PREFIX + "conversations_waiting",
             "Conversations no counsellor has taken yet (requested or waiting), by site",
             labels=["site"])
-        longest = GaugeMetricFamily(
+        longest_family = GaugeMetricFamily(
             PREFIX + "oldest_waiting_conversation_seconds",
             "Seconds the child waiting longest for a counsellor has waited, by site (0 when "
             "none)", labels=["site"])
         for site in self._visible_sites():
-            count, oldest = rows.get(site.code, (0, None))
-            waiting.add_metric([site.code], count)
-            longest.add_metric([site.code], (now - oldest).total_seconds() if oldest else 0.0)
-        yield waiting
-        yield longest
+            oldest = longest.get(site.code)
+            waiting_family.add_metric([site.code], waiting.get(site.code, 0))
+            longest_family.add_metric([site.code],
+                                      (now - oldest).total_seconds() if oldest else 0.0)
+        yield waiting_family
+        yield longest_family
+
+    def _cases(self):
+        return _counts(CounterMetricFamily(
+            PREFIX + "cases_finished", "Cases finished at the helpline, by site and outcome "
+            "(created, failed)", labels=["site", "outcome"]),
+            db.select().where(self._at(Case.site), Case.status.in_(CASE_OUTCOMES)),
+            Case.site, Case.status)
 
     def _sites(self):
         """1 when a site's config lets each side be called, 0 while a secret it needs is
@@ -296,6 +338,13 @@ class DatabaseCollector:
             for site in sorted(known):
                 family.add_metric([site], values[name].get(site, 0))
             yield family
+
+
+
+def _table(family, values: dict):
+    for labels, value in sorted(values.items()):
+        family.add_metric(list(labels), value)
+    return family
 
 
 @blp.route("/metrics")
