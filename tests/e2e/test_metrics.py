@@ -42,6 +42,10 @@ NON_ZERO = {
     "cases_finished_total": {"site": SITE, "outcome": "created"},
     "site_assignment_timeout_seconds": {"site": SITE},
     "site_deliverable": {"site": SITE, "target": "chatbot"},
+    "deliveries": {"site": SITE, "target": "chatbot", "status": "done"},
+    "conversations": {"site": SITE, "state": "active"},
+    "message_delivery_latency_seconds_sum": {"site": SITE, "direction": "to_helpline"},
+    "metrics_redis_up": {},
 }
 
 
