@@ -12,7 +12,7 @@ import requests
 
 from adapter.sandbox.stack import SITE, LocalStack
 from tests.support import servers
-from tests.support.metrics import names, samples
+from tests.support.metrics import assert_labels_fixed, names, samples
 from tests.support.waiting import wait_until
 from tests.test_monitoring_docs import used_metric_names
 
@@ -141,6 +141,7 @@ def test_every_family_counts_a_played_conversation(stack):
     assert zero == {}, body
     # Every metric the alert rules and the dashboard use is in this real scrape...
     assert used_metric_names() - names(body) == set()
-    # ... and what the child wrote, or who they are, is not.
+    # ... and what the child wrote, or who they are, is not; no label is an id.
+    assert assert_labels_fixed(body, {SITE}) > 50
     for secret in ("zebra", "I am here", "254700111222", taken, left, "counsellor-amani"):
         assert secret not in body
