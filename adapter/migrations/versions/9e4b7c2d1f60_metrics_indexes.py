@@ -6,14 +6,14 @@ sent times); these indexes hold all it reads, so neither table's rows are visite
 (SQLite) and the open deliveries are found by status (both databases).
 
 Revision ID: 9e4b7c2d1f60
-Revises: 9d4e5f6a7b8c
+Revises: 9e4f6a7b8c2d
 Create Date: 2026-12-03 14:20:00
 
 """
 from alembic import op
 
 revision = '9e4b7c2d1f60'
-down_revision = '9d4e5f6a7b8c'
+down_revision = '9e4f6a7b8c2d'
 branch_labels = None
 depends_on = None
 
