@@ -137,6 +137,9 @@ class Message(db.Model):
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "direction", "sender_message_id"),
+        # /metrics: counts and latency by site and direction, read from the index alone
+        Index("ix_messages_conversation_metrics", "conversation_id", "direction", "status",
+              "created_at", "sent_at"),
     )
 
 
@@ -198,6 +201,9 @@ class Delivery(db.Model):
               sqlite_where=_PENDING),
         Index("ix_deliveries_active_lane_id", "lane", "id", postgresql_where=_ACTIVE,
               sqlite_where=_ACTIVE),
+        # /metrics: counts by status, site and target, retries, oldest due, from the index
+        Index("ix_deliveries_status_site_metrics", "status", "site", "target", "attempts",
+              "due_at", "created_at"),
     )
 
 

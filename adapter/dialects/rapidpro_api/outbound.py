@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from plugins.http import check_response, retry_after_seconds, transport_errors_retryable
 from plugins.types import DeliveryFailure, SendResult
 
+from ... import counters
 from ...delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
 from ...delivery.pacing import NotYet
 from ...extensions import db
@@ -83,6 +84,7 @@ def prepare_chatbot_call(app: Flask, site: Site, delivery: Delivery,
     except RedisError:
         pacer, wait = None, 0.0  # pacing is best effort; RapidPro's 429 still protects
     if wait > 0:
+        counters.count(app, "rapidpro_pacing_waits", site.code)
         raise NotYet(wait)
     url = f"{rapidpro.api_root}/{endpoint}"
     headers = {
@@ -94,6 +96,8 @@ def prepare_chatbot_call(app: Flask, site: Site, delivery: Delivery,
     @transport_errors_retryable
     def call() -> SendResult:
         response = http.post(url, json=body, headers=headers)
+        if response.status_code == 429:
+            counters.count(app, "rapidpro_throttled", site.code)
         if response.status_code == 429 and pacer is not None:
             pause = retry_after_seconds(response.headers.get("Retry-After")) or 60.0
             try:
