@@ -441,6 +441,12 @@ for (_method, _path), _build in list(ROUTES.items()):
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("post", "/api/token/"),
           ("post", "/open/api/token/"), ("post", "/v1/sites/{site}/openchs/token/")}
 SIGNED = {("post", "/v1/sites/{site}/webhook/events/")}
+# The Weni ticketer's routes: the same rules, on sites that serve tickets
+# (tests/dialects/test_weni_ticketer_isolation.py, with the contract's error envelope).
+TICKETS = {("post", "/v1/tickets"), ("post", "/v1/tickets/{external_id}/messages"),
+           ("post", "/v1/tickets/{external_id}/close"),
+           ("post", "/v1/tickets/{external_id}/reopen"),
+           ("post", "/v1/tickets/{external_id}/history")}
 
 
 def test_the_matrix_covers_every_route_of_the_openapi_document(world):
@@ -449,7 +455,7 @@ def test_the_matrix_covers_every_route_of_the_openapi_document(world):
     documented = {(method, path) for path, operations in paths.items()
                   for method in operations if method in ("get", "post", "put", "patch",
                                                           "delete")}
-    assert documented == set(EXPECTED) | PUBLIC | SIGNED
+    assert documented == set(EXPECTED) | PUBLIC | SIGNED | TICKETS
     assert set(ROUTES) == set(EXPECTED)
 
 
