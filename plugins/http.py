@@ -47,13 +47,24 @@ def check_response(response: requests.Response, what: str) -> requests.Response:
     )
 
 
+def tls_problem(exc: Exception) -> str:
+    """What a TLS error says, named by the check that failed (``certificate verify
+    failed``) or its type, never its text (which may quote a URL)."""
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return ("certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text
+            else type(exc).__name__)
+
+
 def transport_errors_retryable(func: Callable) -> Callable:
-    """Connection errors and timeouts are transient: turn them into retryable failures."""
+    """TLS failures, connection errors and timeouts are transient: turn them into
+    retryable failures that say which (a TLS one as such: often a missing CA bundle)."""
 
     @wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise DeliveryFailure(f"tls: {tls_problem(exc)}", retryable=True) from exc
         except requests.Timeout as exc:
             raise DeliveryFailure(f"timeout: {type(exc).__name__}", retryable=True) from exc
         except requests.ConnectionError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from plugins.http import transport_errors_retryable
 from plugins.types import (
     CheckResult,
     CredentialsExpired,
@@ -108,14 +109,7 @@ def check(state: AdapterState, site: Site, http: requests.Session) -> CheckResul
 
 
 def _guarded(step: Callable, arguments: dict[str, Any]) -> Any:
-    try:
-        result = step(**arguments)
-    except requests.exceptions.SSLError as exc:
-        raise DeliveryFailure(f"tls: {_first_line(exc)}", retryable=True) from exc
-    except requests.Timeout as exc:
-        raise DeliveryFailure(f"timeout: {type(exc).__name__}", retryable=True) from exc
-    except requests.ConnectionError as exc:
-        raise DeliveryFailure(f"connection: {type(exc).__name__}", retryable=True) from exc
+    result = transport_errors_retryable(step)(**arguments)
     if result is None:
         raise DeliveryFailure(f"the helpline client's {step.__name__} returned nothing",
                               retryable=False)
@@ -129,10 +123,3 @@ def _credentials_refused(site: Site, failure: DeliveryFailure) -> DeliveryFailur
         f"{failure.reason}: the helpline refused our credentials (a site problem: "
         "check them with 'sites check')", retryable=True, status_code=failure.status_code,
         retry_after=max(failure.retry_after or 0.0, SITE_PROBLEM_RETRY_SECONDS))
-
-
-def _first_line(exc: Exception) -> str:
-    """A TLS error names the failed check (certificate verify failed, ...), not secrets."""
-    text = str(exc.args[0]) if exc.args else type(exc).__name__
-    return ("certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text
-            else type(exc).__name__)

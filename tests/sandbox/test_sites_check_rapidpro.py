@@ -127,3 +127,20 @@ def test_a_flow_missing_from_the_workspace_keeps_the_reply(app_factory, tmp_path
         assert delivery.status == DeliveryStatus.PENDING
         assert "flow is not in the workspace" in delivery.last_error
     assert rapidpro.client.records("flow_starts") == []
+
+
+def test_a_reply_refused_by_tls_says_so_and_is_kept(app_factory, tmp_path, private_ca):
+    """The delivery's last error names TLS (not "connection"), the fix an operator needs."""
+    url, _ = private_ca
+    _site(tmp_path, rapidpro={"base_url": url, "token": "tok-tls"})
+    app = app_factory(countries=tmp_path, plugins=(loopback_plugin,))
+    started = app.test_client().post(
+        "/v1/conversations", headers={"Authorization": f"Token {make_client(app)}"},
+        json={"location": "Rapidland", "contact": {"uuid": "5b7b4a0e-8a4c-4f3e-9d55-0c7f2a1d9e01"}})
+    counsellor_message(app, started.json["id"], text="I am here")
+    with app.app_context():
+        drain(app)
+        delivery = db.session.execute(db.select(Delivery).where(
+            Delivery.target == "chatbot")).scalar_one()
+        assert delivery.status == DeliveryStatus.PENDING
+        assert delivery.last_error == "tls: certificate verify failed"

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import requests
 
+from plugins.http import tls_problem
+
 from ...sites import RapidProSettings
 
 #: A uuid no workspace has: asking for it checks the token alone.
@@ -32,7 +34,7 @@ def check_rapidpro(rapidpro: RapidProSettings, http: requests.Session) -> list[F
         try:
             response = http.get(url, params={"uuid": flow}, headers=headers)
         except requests.exceptions.SSLError as exc:
-            return [Finding(False, f"tls: {_first_line(exc)} (a private CA? set "
+            return [Finding(False, f"tls: {tls_problem(exc)} (a private CA? set "
                                    "[rapidpro] ca_bundle to its PEM file)")]
         except requests.RequestException as exc:
             return [Finding(False, f"{url}: {type(exc).__name__} (check [rapidpro] base_url)")]
@@ -62,7 +64,3 @@ def _results(response: requests.Response) -> list[dict]:
         return []
     return [item for item in results if isinstance(item, dict)] if isinstance(results, list) \
         else []
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
