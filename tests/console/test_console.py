@@ -1,5 +1,5 @@
 """The operations console through Flask's test client, on SQLite and PostgreSQL, with a
-real helpline stand-in over HTTP (tests/browser/test_console.py drives a real browser).
+real helpline stand-in over HTTP (tests/console/test_console_browser.py drives a real browser).
 
 Accounts come from the real CLI; logins go through the real form, CSRF token included."""
 
@@ -11,12 +11,10 @@ import pytest
 
 from adapter.extensions import db
 from adapter.models import Conversation, DeliveryStatus, Message, utcnow
-from tests.support.receiver import Receiver
 
 from .support import (
     PASSWORD,
     TEXT,
-    Switch,
     audit_actions,
     create_operator,
     deliveries,
@@ -27,18 +25,6 @@ from .support import (
     token,
     write_sites,
 )
-
-
-@pytest.fixture
-def switch():
-    return Switch()
-
-
-@pytest.fixture
-def helpline(switch):
-    peer = Receiver(switch)
-    yield peer
-    peer.stop()
 
 
 @pytest.fixture

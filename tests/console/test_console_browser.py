@@ -23,7 +23,6 @@ from adapter.models import DeliveryStatus
 from tests.console.support import (
     PASSWORD,
     TEXT,
-    Switch,
     audit_actions,
     create_operator,
     deliveries,
@@ -32,21 +31,8 @@ from tests.console.support import (
     write_sites,
 )
 from tests.support.browser import chromium
-from tests.support.receiver import Receiver
 
 WAIT = 20  # seconds: the most any page may take
-
-
-@pytest.fixture
-def switch():
-    return Switch()
-
-
-@pytest.fixture
-def helpline(switch):
-    peer = Receiver(switch)
-    yield peer
-    peer.stop()
 
 
 @pytest.fixture
