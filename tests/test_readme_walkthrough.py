@@ -122,7 +122,7 @@ def test_the_readme_walkthrough_reaches_a_counsellor_and_back_then_idles_quietly
     got = helpline.wait_for(lambda seen: len(seen) >= len(expected), kind="messages",
                             session_id=conversation["id"])
     assert [m["message_id"] for m in got] == expected  # each once, in order, then the close
-    assert cid  # the chatbot's id is what the later calls used
+    assert view["conversation_id"] == cid == closed["conversation_id"]  # $CID named it
 
     # Logs: one line per event of ours; RQ's per-job lines (four a drain) stay below INFO.
     assert '"logger": "rq.' not in process.output()
