@@ -55,6 +55,8 @@ TIME_LIMIT = 90.0  # seconds for the workers to deliver everything before we giv
 CONCURRENCY = 8  # the worker's DELIVERY_CONCURRENCY default, and the baseline's threads
 SLOW_HELPLINE = 0.1  # seconds per answer in the scale-out runs
 SCALE_OUT = (1, 2, 4)
+SLOTS = (8, 32)  # one worker's DELIVERY_CONCURRENCY in the slots rows
+SLOTS_TARGET = 0.8  # of the ideal, slots / latency
 HELPLINE = {"channel": "WENI", "mime": "text/plain"}
 
 
@@ -93,10 +95,10 @@ def _last_id(database_url: str) -> int:
 
 
 def _worker_rate(stack: AdapterStack, database_url: str, count: int, since_id: int = 0,
-                 workers: int = 1) -> tuple[float, float]:
+                 workers: int = 1, **settings: object) -> tuple[float, float]:
     """Start ``workers`` workers; deliveries/s and seconds, from the rows' ``done_at``."""
     for _ in range(workers):
-        stack.start_worker()
+        stack.start_worker(**settings)
     deadline = time.monotonic() + TIME_LIMIT
     while True:
         done, first, last = _done_stamps(database_url, since_id)
@@ -138,18 +140,28 @@ def _raw_rate(stack: AdapterStack, count: int, conversations: list[str],
     return (count - 1) / elapsed, elapsed
 
 
-def _scale_out(stack: AdapterStack, database_url: str, ids: list[str], count: int) -> dict:
-    """Rates with 1, 2 and 4 workers against a helpline answering in 100 ms."""
+def _scale_out(stack: AdapterStack, database_url: str, ids: list[str], count: int,
+               ) -> tuple[dict, dict]:
+    """Against a helpline answering in 100 ms: rates with 1, 2 and 4 workers of 8 slots,
+    and one worker of each of :data:`SLOTS` (its ideal: slots / latency)."""
     stack.helpline.client.set_faults(slow=SLOW_HELPLINE)
-    rates = {}
+    rates, slots = {}, {}
     try:
         for workers in SCALE_OUT:
             since = _last_id(database_url)
             _post_messages(stack, ids, count, prefix=f"w{workers}")
             rates[workers], _ = _worker_rate(stack, database_url, count, since, workers)
+        slots[CONCURRENCY] = rates[1]
+        for size in SLOTS:
+            if size == CONCURRENCY:
+                continue
+            since = _last_id(database_url)
+            _post_messages(stack, ids, count * size // CONCURRENCY, prefix=f"s{size}")
+            slots[size], _ = _worker_rate(stack, database_url, count * size // CONCURRENCY,
+                                          since, DELIVERY_CONCURRENCY=size)
     finally:
         stack.helpline.client.set_faults(slow=0)
-    return rates
+    return rates, slots
 
 
 def run(messages: int, conversations: int, scale_messages: int = 600) -> dict:
@@ -166,13 +178,13 @@ def run(messages: int, conversations: int, scale_messages: int = 600) -> dict:
             sessions = _session_ids(database_url)
             worker_rate, worker_s = _worker_rate(stack, database_url, messages)
             raw_rate, raw_s = _raw_rate(stack, messages, sessions)
-            scale = _scale_out(stack, database_url, ids, scale_messages)
+            scale, slots = _scale_out(stack, database_url, ids, scale_messages)
         finally:
             stack.close()
     return {"messages": messages, "conversations": conversations,
             "worker_rate": worker_rate, "worker_s": worker_s,
             "raw_rate": raw_rate, "raw_s": raw_s, "ratio": worker_rate / raw_rate,
-            "scale": scale, "scale_messages": scale_messages,
+            "scale": scale, "scale_messages": scale_messages, "slots": slots,
             "scale_ratio": scale[2] / scale[1]}
 
 
@@ -208,12 +220,16 @@ def report(result: dict) -> str:
     ]
     rows += [(f"{n} worker(s), helpline answering in 100 ms", f"{rate:.0f}", "")
              for n, rate in result["scale"].items()]
+    rows += [(f"1 worker, {n} slots, 100 ms (ideal {n / SLOW_HELPLINE:.0f})", f"{rate:.0f}", "")
+             for n, rate in result["slots"].items()]
     lines = [f"delivery: {result['messages']} messages across "
              f"{result['conversations']} conversations, loopback, PostgreSQL + Redis",
              "", f"{'':48} {'deliveries/s':>12} {'seconds':>8}"]
     lines += [f"{name:48} {rate:>12} {secs:>8}" for name, rate, secs in rows]
     lines += ["", f"ratio worker/raw: {result['ratio']:.2f} (target >= {TARGET}; met: {met})",
               f"scale-out at 2 workers: {result['scale_ratio']:.2f} (target >= {SCALE_TARGET})"]
+    lines += [f"1 worker at {n} slots: {rate * SLOW_HELPLINE / n:.2f} of the ideal "
+              f"(target >= {SLOTS_TARGET})" for n, rate in result["slots"].items()]
     return "\n".join(lines)
 
 

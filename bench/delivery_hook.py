@@ -57,4 +57,9 @@ def run(servers: Servers, messages: int = 1000, conversations: int = 100) -> lis
                         f"100 ms ({result['scale_messages']} msgs each)",
                         f"{scale[workers]:.0f}", f"{scale[1]:.0f}", f"{share:.2f}", target,
                         share >= 1.8 if workers == 2 else None))
+    for slots, rate in sorted(result.get("slots", {}).items()):
+        ideal = slots / delivery.SLOW_HELPLINE
+        rows.append(Row("delivery", f"messages/s, one worker of {slots} slots vs the ideal "
+                        f"(slots / 100 ms), 100 conversations", f"{rate:.0f}", f"{ideal:.0f}",
+                        f"{rate / ideal:.2f}", ">= 0.80", rate / ideal >= 0.8))
     return rows

@@ -102,12 +102,14 @@ class AdapterStack:
             raise RuntimeError(f"helpline-adapter {' '.join(args)}: {done.stderr[-2000:]}")
         return done.stdout.strip()
 
-    def start_worker(self) -> ManagedProcess:
-        """One delivery worker, ready once RQ has registered it on our queue."""
+    def start_worker(self, **settings: object) -> ManagedProcess:
+        """One delivery worker, ready once RQ has registered it on our queue; ``settings``
+        are ``ADAPTER_*`` values for it alone (``DELIVERY_CONCURRENCY=32``)."""
         redis = Redis.from_url(self.redis_url)
         queue = Queue(self.queue_name, connection=redis)
         before = Worker.count(queue=queue)
-        self.worker = ManagedProcess([str(BIN / "helpline-adapter"), "worker"], env=self.env,
+        env = {**self.env, **{f"ADAPTER_{k}": json.dumps(v) for k, v in settings.items()}}
+        self.worker = ManagedProcess([str(BIN / "helpline-adapter"), "worker"], env=env,
                                      name="worker", cwd=ROOT,
                                      ready_check=lambda: Worker.count(queue=queue) > before)
         self.worker.start(timeout=30)
