@@ -51,6 +51,8 @@ class StartRequest:
     #: ``webhook_base_url``).
     callback_url: str | None = None
     intake: dict | None = None  # validated (adapter.cases.read_intake): opens a case
+    #: The child's language (ISO 639-3, validated by the dialect's schema), or None.
+    language: str | None = None
 
 
 @dataclass
@@ -175,6 +177,7 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
         contact_urn=req.urn if not req.contact_uuid else None,
         risk=req.risk,
         location=req.location,
+        language=req.language,
         flow_uuid=req.flow_uuid,
         run_uuid=req.run_uuid,
         chatbot_callback_url=req.callback_url,

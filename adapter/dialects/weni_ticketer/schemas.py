@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
-from ...api.fields import ID, TEXT
+from ...api.fields import ID, LANGUAGE, TEXT
 
 CLOSED_BY_TYPES = ("platform", "agent", "contact", "flow", "system")
 CLOSE_REASONS = ("resolved", "abandoned", "transferred", "expired", "cancelled", "other")
@@ -44,7 +44,9 @@ class TicketContactSchema(_Lenient):
                                                  "when the contact has a uuid"})
     urns = fields.List(fields.String(), load_only=True, allow_none=True,
                        metadata={"description": "ignored: never stored"})
-    language = fields.String(allow_none=True)
+    language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
+        "description": "the contact's language (ISO 639-3): the system texts the child "
+                       "is sent"})
     fields_ = fields.Dict(data_key="fields", allow_none=True,
                           metadata={"description": "contact fields; `location` routes"})
 
@@ -65,6 +67,8 @@ class TicketOpenMetadataSchema(_Lenient):
                                   metadata={"description": "where our callbacks go"})
     location = fields.String(validate=validate.Length(max=120), allow_none=True)
     site = fields.String(validate=validate.Length(max=64), allow_none=True)
+    language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
+        "description": "the child's language (ISO 639-3), when the contact has none"})
 
 
 class TicketOpenSchema(_Strict):
