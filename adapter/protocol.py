@@ -506,13 +506,15 @@ def message_failed(message: Message, reason: str) -> None:
     _advance_status(message, MessageStatus.FAILED, reason=reason)
 
 
-def still_waiting(conversation: Conversation, site: Site, now) -> None:
-    """The child is still waiting: tell the chatbot how long so far, so the bot can say
-    so (the caller made sure it is once per period)."""
+def still_waiting(conversation: Conversation, site: Site, now,
+                  queue_position: int | None = None) -> None:
+    """The child is still waiting: tell the chatbot how long so far and, when the
+    helpline said, where they stand in its queue (the caller made sure it is once per
+    period)."""
     waited = int((now - (conversation.waiting_since or conversation.created_at)).total_seconds())
     add_chatbot_event(site, conversation, "still_waiting",
                       {**_event_params(conversation), "waited_seconds": waited,
-                       "queue_position": None})
+                       "queue_position": queue_position})
 
 
 def no_counsellor(conversation: Conversation, site: Site) -> None:

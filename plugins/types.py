@@ -278,7 +278,8 @@ class HelplineClient:
     """
 
     #: Optional steps implemented: "acknowledge", "create_case", "check",
-    #: "refresh_credentials". The core never calls one that is not named here.
+    #: "refresh_credentials", "queue_position". The core never calls one that is not
+    #: named here.
     supports: frozenset[str] = frozenset()
 
     def __init__(self, site: SiteView, http: requests.Session) -> None:
@@ -311,6 +312,13 @@ class HelplineClient:
 
     def check(self) -> CheckResult:
         """``sites check``: reachable, and our credentials accepted? Never log secrets."""
+        raise NotImplementedError
+
+    def queue_position(self, conversation: ConversationView) -> int | None:
+        """Where a waiting conversation stands in the helpline's queue (1: next to be
+        taken), or None when the helpline does not say. Asked just before a
+        ``still_waiting`` event, under a short deadline (a late answer is dropped): be
+        quick, read only. Failures may be raised; the event goes with null either way."""
         raise NotImplementedError
 
     def refresh_credentials(self) -> None:
