@@ -94,8 +94,9 @@ def _queue_positions(app: Flask, site, due_now) -> dict[str, int | None]:
     if not views:
         return {}
     deadline = float(app.config["QUEUE_POSITION_TIMEOUT_SECONDS"])
-    http = session_for(site.code, "queue-position", (min(deadline, 3.05), deadline),
-                       site.verify_for("helpline"))
+    # Sessions are pooled by target: the deadline in the name keeps its timeouts its own.
+    http = session_for(site.code, f"queue-position:{deadline:g}",
+                       (min(deadline, 3.05), deadline), site.verify_for("helpline"))
     return helpline_calls.queue_positions(state, site, views, http, deadline)
 
 

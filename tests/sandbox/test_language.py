@@ -169,3 +169,17 @@ def test_a_bad_texts_table_fails_at_load_naming_the_file_and_key(app_factory, tm
     with pytest.raises(SiteConfigError) as refused:
         app_factory(countries=tmp_path, plugins=())
     assert "lg.toml" in str(refused.value) and problem in str(refused.value)
+
+
+def test_a_childs_message_is_never_refused_over_its_language(world):
+    """Only a start reads the language: a message whose body carries junk there still
+    reaches the counsellor."""
+    app, key, _ = world
+    started = _start(app, key, 1, contact={"language": "swa"})
+    sent = app.test_client().post(
+        f"/v1/conversations/{started.json['id']}/messages",
+        headers={"Authorization": f"Token {key}"},
+        json={"message_id": "m-2", "text": "are you there?",
+              "contact": {"uuid": "5b7b4a0e-8a4c-4f3e-9d55-0c7f2a1d9e01",
+                          "language": "Kiswahili"}})
+    assert sent.status_code == 202, sent.json

@@ -18,6 +18,12 @@ class ContactSchema(_Lenient):
     uuid = fields.String(validate=validate.Length(max=64))
     name = fields.String(load_only=True, metadata={"description": "ignored: never stored"})
     urn = fields.String(validate=validate.Length(max=255))
+
+
+class StartContactSchema(ContactSchema):
+    """A start's contact: its language too (read on a start only; a message or a close
+    is never refused over it)."""
+
     language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
         "description": "The contact's language (ISO 639-3): the texts the child is sent. "
                        "Not in RapidPro's default body: add `\"language\": "
@@ -61,6 +67,7 @@ class RapidProBodySchema(Schema):
 
 
 class StartSchema(RapidProBodySchema):
+    contact = fields.Nested(StartContactSchema)
     conversation_id = fields.String(validate=ID, metadata={
         "description": "The chatbot's id; derived (run uuid, Idempotency-Key) when absent"})
     message_id = fields.String(validate=ID)

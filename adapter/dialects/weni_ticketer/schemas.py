@@ -44,11 +44,17 @@ class TicketContactSchema(_Lenient):
                                                  "when the contact has a uuid"})
     urns = fields.List(fields.String(), load_only=True, allow_none=True,
                        metadata={"description": "ignored: never stored"})
+    language = fields.String(allow_none=True)
+    fields_ = fields.Dict(data_key="fields", allow_none=True,
+                          metadata={"description": "contact fields; `location` routes"})
+
+
+class TicketOpenContactSchema(TicketContactSchema):
+    """An open's contact: its language is checked (a history is never refused over it)."""
+
     language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
         "description": "the contact's language (ISO 639-3): the system texts the child "
                        "is sent"})
-    fields_ = fields.Dict(data_key="fields", allow_none=True,
-                          metadata={"description": "contact fields; `location` routes"})
 
 
 class TicketAssigneeSchema(_Lenient):
@@ -74,7 +80,7 @@ class TicketOpenMetadataSchema(_Lenient):
 class TicketOpenSchema(_Strict):
     ticket_id = fields.String(required=True, validate=ID)
     topic = fields.Nested(TicketTopicSchema, allow_none=True)
-    contact = fields.Nested(TicketContactSchema, required=True)
+    contact = fields.Nested(TicketOpenContactSchema, required=True)
     body = fields.String(validate=TEXT, allow_none=True)
     assignee = fields.Nested(TicketAssigneeSchema, allow_none=True)
     metadata = fields.Nested(TicketOpenMetadataSchema, allow_none=True)
