@@ -46,7 +46,7 @@ def check(code: str | None) -> None:
                        + ", ".join(site.missing_secrets))
             continue
         for gap in site.texts.gaps():  # a fallback, not a failure: the child is still told
-            click.echo(f"{site.code}: texts {gap}")
+            click.echo(f"{site.code}: {gap}")
         http = session_for(site.code, "check", timeout, site.verify_for("helpline"))
         result = helpline_calls.check(state, site, http)
         if result is None:

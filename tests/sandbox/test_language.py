@@ -145,13 +145,13 @@ def test_sites_check_lists_each_missing_text_and_its_fallback(app_factory, tmp_p
     _site(tmp_path, helpline.url, rapidpro.url, texts=texts)
     app = app_factory(countries=tmp_path, plugins=())
     result = app.test_cli_runner().invoke(args=["sites", "check", "lg"])
-    lines = [line for line in result.output.splitlines() if line.startswith("lg: texts")]
+    lines = [line for line in result.output.splitlines() if line.startswith("lg: texts.")]
     assert lines == [
-        "lg: texts texts.eng.after_hours missing (no fallback: the event carries no text)",
-        "lg: texts texts.swa.closed missing (falls back to eng)",
-        "lg: texts texts.kik.assigned missing (falls back to eng)",
-        "lg: texts texts.kik.closed missing (falls back to eng)",
-        "lg: texts texts.kik.after_hours missing (no fallback: the event carries no text)",
+        "lg: texts.eng.after_hours missing (no fallback: the event carries no text)",
+        "lg: texts.swa.closed missing (falls back to eng)",
+        "lg: texts.kik.assigned missing (falls back to eng)",
+        "lg: texts.kik.closed missing (falls back to eng)",
+        "lg: texts.kik.after_hours missing (no fallback: the event carries no text)",
     ]
     assert result.exit_code == 0, result.output  # a fallback is no failure
 
