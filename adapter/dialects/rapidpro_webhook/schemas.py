@@ -139,6 +139,13 @@ class ConversationOutSchema(Schema):
     assigned_at = fields.DateTime(allow_none=True)
     closed_at = fields.DateTime(allow_none=True)
     no_counsellor_at = fields.DateTime(allow_none=True)
+    reopen_count = fields.Integer(metadata={
+        "description": "How many times the child came back after a close, within the "
+                       "site's `reopen_within` (docs/conversation.md)"})
+    reopened_at = fields.DateTime(allow_none=True)
+    previous_id = fields.String(allow_none=True, metadata={
+        "description": "The conversation this one follows (our id), where the helpline "
+                       "could not reopen the earlier one"})
     language = fields.String(allow_none=True, metadata={
         "description": "The child's language (ISO 639-3) as the start gave it, or null"})
     case_id = fields.String(dump_only=True, metadata={

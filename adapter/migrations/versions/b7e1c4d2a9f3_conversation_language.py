@@ -1,7 +1,7 @@
 """conversation language: the child's language (ISO 639-3), for the texts they are sent
 
 Revision ID: b7e1c4d2a9f3
-Revises: 9e4b7c2d1f60
+Revises: b7c8d9e0f1a2
 Create Date: 2026-12-04 19:10:00
 
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'b7e1c4d2a9f3'
-down_revision = '9e4b7c2d1f60'
+down_revision = 'b7c8d9e0f1a2'
 branch_labels = None
 depends_on = None
 
