@@ -45,6 +45,9 @@ class DefaultConfig:
     PROBE_INTERVAL_SECONDS = 5.0  # how often a failing site gets one early try
     HTTP_CONNECT_TIMEOUT = 3.05
     HTTP_READ_TIMEOUT = 10.0
+    # The most a `still_waiting` pass waits for the helpline's queue positions (the
+    # plugin's optional queue_position step); late or failed: the event goes with null.
+    QUEUE_POSITION_TIMEOUT_SECONDS = 2.0
     RETRY_AFTER_SECONDS = 5  # what we tell a caller when a dependency is down
     RATE_LIMIT_PER_MINUTE = 1200  # per API client; 0 turns it off
     RATE_LIMIT_BURST = 200

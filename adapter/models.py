@@ -84,6 +84,8 @@ class Conversation(db.Model):
     counsellor: Mapped[str | None] = mapped_column(String(120))
     risk: Mapped[str | None] = mapped_column(String(64))
     location: Mapped[str | None] = mapped_column(String(120))
+    # The child's language (ISO 639-3, from the chatbot): which site texts they are sent.
+    language: Mapped[str | None] = mapped_column(String(3))
     flow_uuid: Mapped[str | None] = mapped_column(String(64))
     run_uuid: Mapped[str | None] = mapped_column(String(64))
     # Where its chatbot is called back, when the chatbot gave it (a Weni ticketer's

@@ -51,6 +51,8 @@ class StartRequest:
     #: ``webhook_base_url``).
     callback_url: str | None = None
     intake: dict | None = None  # validated (adapter.cases.read_intake): opens a case
+    #: The child's language (ISO 639-3, validated by the dialect's schema), or None.
+    language: str | None = None
 
 
 @dataclass
@@ -166,6 +168,7 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
         existing = None
     if existing is not None and may_return(existing, site):
         returned = child_returns(existing, site, actor)
+        returned.language = req.language or returned.language  # as they speak today
         _add_start_content(returned, site, req, actor, namespace)
         return returned, True
     if existing is not None:
@@ -184,6 +187,7 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
         contact_urn=req.urn if not req.contact_uuid else None,
         risk=req.risk,
         location=req.location,
+        language=req.language,
         flow_uuid=req.flow_uuid,
         run_uuid=req.run_uuid,
         chatbot_callback_url=req.callback_url,
@@ -267,6 +271,7 @@ def child_returns(conversation: Conversation, site: Site, actor: str) -> Convers
         state=ConversationState.REQUESTED, client_pseudonym=conversation.client_pseudonym,
         contact_uuid=conversation.contact_uuid, contact_urn=conversation.contact_urn,
         risk=conversation.risk, location=conversation.location,
+        language=conversation.language,
         flow_uuid=conversation.flow_uuid, run_uuid=conversation.run_uuid,
         chatbot_callback_url=conversation.chatbot_callback_url, opened_by=actor,
         created_at=now, waiting_since=now, reopened_at=now,
@@ -606,13 +611,15 @@ def message_failed(message: Message, reason: str) -> None:
     _advance_status(message, MessageStatus.FAILED, reason=reason)
 
 
-def still_waiting(conversation: Conversation, site: Site, now) -> None:
-    """The child is still waiting: tell the chatbot how long so far, so the bot can say
-    so (the caller made sure it is once per period)."""
+def still_waiting(conversation: Conversation, site: Site, now,
+                  queue_position: int | None = None) -> None:
+    """The child is still waiting: tell the chatbot how long so far and, when the
+    helpline said, where they stand in its queue (the caller made sure it is once per
+    period)."""
     waited = int((now - (conversation.waiting_since or conversation.created_at)).total_seconds())
     add_chatbot_event(site, conversation, "still_waiting",
                       {**_event_params(conversation), "waited_seconds": waited,
-                       "queue_position": None})
+                       "queue_position": queue_position})
 
 
 def no_counsellor(conversation: Conversation, site: Site) -> None:

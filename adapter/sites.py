@@ -27,6 +27,14 @@ CHATBOT_EVENTS = (
     "case_created",
     "case_failed",
 )
+#: The child-facing texts a site may give per language (``[texts.<language>]``): one per
+#: event the child hears about. ``after_hours`` is the opening-hours event's.
+TEXT_KEYS = ("assigned", "no_counsellor", "still_waiting", "closed", "after_hours")
+#: An ISO 639-3 code as RapidPro keeps a contact's language: three lowercase letters.
+LANGUAGE_CODE = re.compile(r"^[a-z]{3}$")
+#: [chatbot.weni] keys that stand for the default language's texts (before [texts] existed).
+WENI_TEXT_KEYS = {"assigned": "assigned_text", "no_counsellor": "no_counsellor_text",
+                  "still_waiting": "still_waiting_text"}
 
 
 class SiteConfigError(ValueError):
@@ -84,6 +92,42 @@ class WeniSettings:
 
 
 @dataclass(frozen=True)
+class Texts:
+    """``[texts]``: what the child is told at each event, per language. A language
+    without a text falls back to the site's default language, then to no text; the gaps
+    are not errors at load but are reported by ``sites check`` (:meth:`gaps`)."""
+
+    default_language: str = "eng"
+    #: The languages the site serves: ``[texts] languages``, else those with a table.
+    languages: tuple[str, ...] = ("eng",)
+    by_language: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def text_for(self, key: str, language: str | None) -> tuple[str | None, str | None]:
+        """The text for ``key`` in ``language`` (or the fallback) and the language it is
+        in; ``(None, None)`` when the site has none."""
+        for candidate in (language, self.default_language):
+            text = self.by_language.get(candidate or "", {}).get(key)
+            if text:
+                return text, candidate
+        return None, None
+
+    def gaps(self) -> list[str]:
+        """One line per text a served language lacks that another language has, and the
+        fallback the child gets instead."""
+        given = {key for table in self.by_language.values() for key in table}
+        lines = []
+        for language in self.languages:
+            table = self.by_language.get(language, {})
+            for key in (k for k in TEXT_KEYS if k in given and k not in table):
+                fallback = self.by_language.get(self.default_language, {}).get(key)
+                instead = f"falls back to {self.default_language}" \
+                    if fallback and language != self.default_language \
+                    else "no fallback: the event carries no text"
+                lines.append(f"texts.{language}.{key} missing ({instead})")
+        return lines
+
+
+@dataclass(frozen=True)
 class Policies:
     assignment_timeout: int = 300
     on_no_counsellor: str = "keep_waiting"  # or "close"
@@ -123,6 +167,7 @@ class Site:
     missing_secrets: tuple[str, ...] = ()
     ca_bundle: str | None = None  # the helpline's private CA (PEM); never "verify off"
     weni: WeniSettings | None = None  # [chatbot.weni]
+    texts: Texts = field(default_factory=Texts)  # [texts]
 
     def verify_for(self, target: str) -> str | bool:
         """What TLS verification of calls to ``target`` trusts: the site's CA bundle for
@@ -216,6 +261,8 @@ class _SiteSchema(Schema):
         keys=fields.String(), values=fields.List(fields.String()), load_default=dict
     )
     intake = fields.Dict(load_default=dict)
+    # Language tables have the languages' codes as keys: checked by _load_texts.
+    texts = fields.Dict(load_default=dict)
     helpline = fields.Dict(required=True)
     # TLS for a helpline behind a private CA: a PEM file of the CA's certificates.
     # Verification itself cannot be turned off.
@@ -317,7 +364,51 @@ def load_site_file(
             assigned_text=weni["assigned_text"],
             no_counsellor_text=weni["no_counsellor_text"],
             still_waiting_text=weni["still_waiting_text"]) if weni is not None else None,
+        texts=_load_texts(path, data["texts"], weni),
     )
+
+
+def _load_texts(path: Path, raw: Mapping[str, Any], weni: Mapping[str, Any] | None) -> Texts:
+    """``[texts]``, checked key by key (its tables are named by language codes). The
+    ``[chatbot.weni]`` texts fill the default language's gaps: a site written before
+    ``[texts]`` keeps what its child was told."""
+    settings = ("default_language", "languages")
+
+    def fail(key: str, problem: str) -> SiteConfigError:
+        return SiteConfigError(f"{path}: texts.{key}: {problem}")
+
+    default = raw.get("default_language", "eng")
+    if not isinstance(default, str) or not LANGUAGE_CODE.match(default):
+        raise fail("default_language", "an ISO 639-3 code (three lowercase letters)")
+    listed = raw.get("languages")
+    if listed is not None and not (isinstance(listed, list) and all(
+            isinstance(code, str) and LANGUAGE_CODE.match(code) for code in listed)):
+        raise fail("languages", "a list of ISO 639-3 codes (three lowercase letters)")
+    tables: dict[str, dict[str, str]] = {}
+    for language, table in raw.items():
+        if language in settings:
+            continue
+        if not LANGUAGE_CODE.match(language):
+            raise fail(language, "not an ISO 639-3 code (three lowercase letters) nor one "
+                       f"of {', '.join(settings)}")
+        if not isinstance(table, Mapping):
+            raise fail(language, "a table of texts")
+        for key, text in table.items():
+            if key not in TEXT_KEYS:
+                raise fail(f"{language}.{key}", f"unknown text (known: {', '.join(TEXT_KEYS)})")
+            if not isinstance(text, str) or not text.strip() or len(text) > 1000:
+                raise fail(f"{language}.{key}", "a text of 1 to 1000 characters")
+        tables[language] = dict(table)
+    if weni is not None:
+        own = tables.setdefault(default, {})
+        for key, setting in WENI_TEXT_KEYS.items():
+            if weni[setting] and key not in own:
+                own[key] = weni[setting]
+    languages = tuple(listed) if listed is not None else tuple(
+        dict.fromkeys([default, *(code for code in tables if tables[code])]))
+    return Texts(default_language=default, languages=languages,
+                 by_language=MappingProxyType({code: MappingProxyType(table)
+                                               for code, table in tables.items() if table}))
 
 
 class SiteRegistry:

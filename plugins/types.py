@@ -321,9 +321,9 @@ class HelplineClient:
     """
 
     #: Optional steps implemented: "acknowledge", "create_case", "check",
-    #: "refresh_credentials", "attach_transcript". The core never calls one that is not
-    #: named here. "reopen" names no step: it says the helpline can open a closed session
-    #: again (:attr:`ConversationView.reopen_count`).
+    #: "refresh_credentials", "attach_transcript", "queue_position". The core never calls
+    #: one that is not named here. "reopen" names no step: it says the helpline can open
+    #: a closed session again (:attr:`ConversationView.reopen_count`).
     supports: frozenset[str] = frozenset()
 
     def __init__(self, site: SiteView, http: requests.Session) -> None:
@@ -363,6 +363,13 @@ class HelplineClient:
 
     def check(self) -> CheckResult:
         """``sites check``: reachable, and our credentials accepted? Never log secrets."""
+        raise NotImplementedError
+
+    def queue_position(self, conversation: ConversationView) -> int | None:
+        """Where a waiting conversation stands in the helpline's queue (1: next to be
+        taken), or None when the helpline does not say. Asked just before a
+        ``still_waiting`` event, under a short deadline (a late answer is dropped): be
+        quick, read only. Failures may be raised; the event goes with null either way."""
         raise NotImplementedError
 
     def refresh_credentials(self) -> None:

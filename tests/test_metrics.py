@@ -142,6 +142,11 @@ def test_the_families_count_what_the_rows_say(app, client):
     assert 399 < v("oldest_waiting_conversation_seconds", site="lb") < 460
     assert v("site_assignment_timeout_seconds", site="lb") == 300
     assert v("no_counsellor_total", site="lb") == 1
+    # the waiting one heard no_counsellor after 300 s; the one taken never did
+    assert v("no_counsellor_wait_seconds_bucket", site="lb", le="120.0") == 0
+    assert v("no_counsellor_wait_seconds_bucket", site="lb", le="300.0") == 1
+    assert v("no_counsellor_wait_seconds_count", site="lb") == 1
+    assert abs(v("no_counsellor_wait_seconds_sum", site="lb") - 300) < 0.01
     assert v("cases_finished_total", site="lb", outcome="created") == 2
     assert v("cases_finished_total", site="lb", outcome="failed") == 1
     assert v("metrics_redis_up") == 1

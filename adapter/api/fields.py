@@ -25,6 +25,10 @@ ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}$",
                      error="1-200 characters: letters, digits and . _ : @ / + = -")
 #: Message text: the column's length.
 TEXT = validate.Length(max=10_000)
+#: A child's language as RapidPro keeps it: ISO 639-3, three lowercase letters; empty
+#: (``@contact.language`` of a contact without one) means unknown.
+LANGUAGE = validate.Regexp(r"^([a-z]{3})?$",
+                           error="an ISO 639-3 code (three lowercase letters, e.g. 'swa')")
 
 ATTACHMENT_MAX_LENGTH = 2048
 MAX_ATTACHMENTS = 10

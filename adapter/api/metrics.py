@@ -246,20 +246,27 @@ class DatabaseCollector:
 
     def _conversations(self, now):
         by_state, nobody, waiting, longest = {}, {}, {}, {}
-        wait = _Histogram(WAIT_BUCKETS)
+        wait, before_nobody = _Histogram(WAIT_BUCKETS), _Histogram(WAIT_BUCKETS)
         rows = db.select(
             Conversation.state, Conversation.site,
             case((Conversation.no_counsellor_at.is_(None), 0), else_=1).label("nobody"),
             _seconds_between(Conversation.assigned_at, Conversation.created_at)
-            .label("seconds")).where(self._at(Conversation.site)).subquery()
+            .label("seconds"),
+            _seconds_between(Conversation.no_counsellor_at,
+                             func.coalesce(Conversation.waiting_since, Conversation.created_at))
+            .label("nobody_seconds")).where(self._at(Conversation.site)).subquery()
         bucket = wait.bucket(rows.c.seconds)
-        for state, site, at, count, no_counsellor, seconds in db.session.execute(
-                db.select(rows.c.state, rows.c.site, bucket, func.count(),
-                          func.sum(rows.c.nobody), func.sum(rows.c.seconds))
-                .group_by(rows.c.state, rows.c.site, bucket)):
+        nobody_bucket = before_nobody.bucket(rows.c.nobody_seconds).label("nobody_bucket")
+        for state, site, at, nobody_at, count, no_counsellor, seconds, nobody_seconds in \
+                db.session.execute(
+                    db.select(rows.c.state, rows.c.site, bucket, nobody_bucket, func.count(),
+                              func.sum(rows.c.nobody), func.sum(rows.c.seconds),
+                              func.sum(rows.c.nobody_seconds))
+                    .group_by(rows.c.state, rows.c.site, bucket, nobody_bucket)):
             _add(by_state, (state, site), count)
             _add(nobody, (site,), no_counsellor)
             wait.add((site,), at, count, seconds)
+            before_nobody.add((site,), nobody_at, count, nobody_seconds)
         by_state = _table(GaugeMetricFamily(
             PREFIX + "conversations", "Conversations by state and site",
             labels=["state", "site"]), by_state)
@@ -272,6 +279,10 @@ class DatabaseCollector:
             PREFIX + "no_counsellor", "Conversations nobody took within the site's "
             "assignment timeout (the chatbot heard no_counsellor)", labels=["site"]),
             {k: v for k, v in nobody.items() if v})
+        yield before_nobody.family(
+            PREFIX + "no_counsellor_wait_seconds",
+            "Seconds a child had waited when the chatbot heard no_counsellor (the site's "
+            "assignment_timeout, plus the relay's lag), by site", ["site"])
 
         for site, count, oldest in db.session.execute(
                 db.select(Conversation.site, func.count(), func.min(Conversation.waiting_since))

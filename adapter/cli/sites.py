@@ -30,8 +30,9 @@ def list_sites() -> None:
 @click.argument("code", required=False)
 def check(code: str | None) -> None:
     """Check SITE (or all): config valid, secrets present, helpline reachable and login
-    accepted, RapidPro token accepted and every configured flow found. One line per site
-    side and per problem; exits 1 when any fails (a deploy script can gate on it)."""
+    accepted, RapidPro token accepted and every configured flow found; texts a served
+    language lacks, and the fallback used. One line per site side and per problem; exits
+    1 when any fails (a deploy script can gate on it; a missing text is not a failure)."""
     state = state_of()
     sites = [state.sites.get(code)] if code else list(state.sites)
     if code and sites[0] is None:
@@ -44,6 +45,8 @@ def check(code: str | None) -> None:
             click.echo(f"{site.code}: FAIL missing environment variables: "
                        + ", ".join(site.missing_secrets))
             continue
+        for gap in site.texts.gaps():  # a fallback, not a failure: the child is still told
+            click.echo(f"{site.code}: {gap}")
         http = session_for(site.code, "check", timeout, site.verify_for("helpline"))
         result = helpline_calls.check(state, site, http)
         if result is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import requests
@@ -23,6 +24,7 @@ import requests
 from plugins.http import transport_errors_retryable
 from plugins.types import (
     CheckResult,
+    ConversationView,
     CredentialsExpired,
     DeliveryFailure,
     HelplineClient,
@@ -106,6 +108,48 @@ def check(state: AdapterState, site: Site, http: requests.Session) -> CheckResul
         return call(state, site, "check", http)
     except DeliveryFailure as failure:
         return CheckResult(ok=False, detail=failure.reason)
+
+
+def queue_positions(state: AdapterState, site: Site, views: list[ConversationView],
+                    http: requests.Session, deadline: float) -> dict[str, int | None]:
+    """Where each waiting conversation stands in the helpline's queue (1: next), by our
+    session id, asked of the kind's optional ``queue_position`` step all at once and
+    waited for at most ``deadline`` seconds. Not supported, held, failed, late or not an
+    integer ≥ 1: None. Never raises: a ``still_waiting`` event must go all the same."""
+    positions: dict[str, int | None] = {view.id: None for view in views}
+    cls = _client_class(state, site)
+    if not views or "queue_position" not in cls.supports or site.problem_for("helpline"):
+        return positions
+    client = cls(site_view(site), http)
+    pool = ThreadPoolExecutor(max_workers=min(len(views), 8),
+                              thread_name_prefix="queue-position")
+    asked = {pool.submit(_position_of, client, site, view): view.id for view in views}
+    done, late = wait(asked, timeout=deadline)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for future in done:
+        positions[asked[future]] = future.result()
+    if late:
+        log.warning("helpline.queue_position_late", extra={"site": site.code,
+                                                           "count": len(late)})
+    return positions
+
+
+def _position_of(client: HelplineClient, site: Site, view: ConversationView) -> int | None:
+    try:
+        position = transport_errors_retryable(client.queue_position)(view)
+    except DeliveryFailure as failure:
+        log.warning("helpline.queue_position_failed", extra={
+            "site": site.code, "conversation_id": view.id, "status_code": failure.status_code})
+        if _refuses_credentials(failure) and "refresh_credentials" in client.supports:
+            client.refresh_credentials()  # the next pass logs in afresh
+        return None
+    except Exception as exc:  # a plugin's bug must not stop the event
+        log.warning("helpline.queue_position_error", extra={
+            "site": site.code, "conversation_id": view.id, "error_type": type(exc).__name__})
+        return None
+    if isinstance(position, bool) or not isinstance(position, int) or position < 1:
+        return None
+    return position
 
 
 def _guarded(step: Callable, arguments: dict[str, Any]) -> Any:

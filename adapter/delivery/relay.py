@@ -14,8 +14,10 @@ from .. import protocol
 from ..extensions import db
 from ..models import Conversation, ConversationState, utcnow
 from ..state import state_of
-from . import engine
+from ..views import conversation_view
+from . import engine, helpline_calls
 from .held import release_held
+from .http import session_for
 from .kick import kick
 from .recovery import probe_failing_sites
 
@@ -36,20 +38,24 @@ def sweep(app: Flask) -> None:
 
 def check_waiting_updates(app: Flask) -> int:
     """Conversations still waiting for a counsellor at a site that says so every N
-    seconds (``still_waiting_every``): one ``still_waiting`` event per period each."""
+    seconds (``still_waiting_every``): one ``still_waiting`` event per period each, with
+    the helpline's queue position when its kind tells it (asked first, outside any
+    transaction, under a short deadline: see :func:`_queue_positions`)."""
     count = 0
     now = utcnow()
     waiting = (ConversationState.REQUESTED, ConversationState.WAITING)
-    for site in state_of(app).sites:
+    state = state_of(app)
+    for site in state.sites:
         every = site.policies.still_waiting_every
         if not every:
             continue
         cutoff = now - timedelta(seconds=every)
         last = db.func.coalesce(Conversation.still_waiting_at, Conversation.waiting_since)
-        due = db.session.execute(
-            db.select(Conversation)
-            .where(Conversation.site == site.code, Conversation.state.in_(waiting),
+        due_now = (Conversation.site == site.code, Conversation.state.in_(waiting),
                    Conversation.waiting_since.is_not(None), last < cutoff)
+        positions = _queue_positions(app, site, due_now)
+        due = db.session.execute(
+            db.select(Conversation).where(*due_now)
             .limit(100).with_for_update(skip_locked=True)
         ).scalars().all()
         for conversation in due:
@@ -62,7 +68,7 @@ def check_waiting_updates(app: Flask) -> int:
                 .execution_options(synchronize_session=False)
             ).rowcount
             if won:
-                protocol.still_waiting(conversation, site, now)
+                protocol.still_waiting(conversation, site, now, positions.get(conversation.id))
                 count += 1
         if due:
             from ..transactions import commit
@@ -71,6 +77,27 @@ def check_waiting_updates(app: Flask) -> int:
         else:
             db.session.rollback()
     return count
+
+
+def _queue_positions(app: Flask, site, due_now) -> dict[str, int | None]:
+    """The helpline's queue positions of the conversations due an update, for a kind
+    with the optional ``queue_position`` step; else none. Read, then the transaction
+    ended before any call: no row is locked, nor a connection held, while the helpline
+    answers (at most ``QUEUE_POSITION_TIMEOUT_SECONDS``)."""
+    state = state_of(app)
+    if not helpline_calls.supports(state, site, "queue_position"):
+        return {}
+    kind = helpline_calls.kind_of(state, site)
+    rows = db.session.execute(db.select(Conversation).where(*due_now).limit(100)).scalars()
+    views = [conversation_view(kind, site, conversation) for conversation in rows]
+    db.session.rollback()
+    if not views:
+        return {}
+    deadline = float(app.config["QUEUE_POSITION_TIMEOUT_SECONDS"])
+    # Sessions are pooled by target: the deadline in the name keeps its timeouts its own.
+    http = session_for(site.code, f"queue-position:{deadline:g}",
+                       (min(deadline, 3.05), deadline), site.verify_for("helpline"))
+    return helpline_calls.queue_positions(state, site, views, http, deadline)
 
 
 def check_assignment_timeouts(app: Flask) -> int:

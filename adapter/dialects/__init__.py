@@ -121,4 +121,4 @@ def chatbot_events(site, conversation, event: str, params: dict):
     dialect = DIALECTS.get(conversation.dialect or DEFAULT)
     if dialect is None or dialect.events is None:
         return None
-    return dialect.events()(site, event, params)
+    return dialect.events()(site, event, params, conversation.language)

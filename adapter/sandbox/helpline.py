@@ -13,6 +13,8 @@ Speaks the wire format in ``reference/openchs.md``:
   ``duplicates`` instead.
 - ``POST <base>reporters|clients|cases`` (Bearer) → ``{"<resource>": {"<id>": [row]}}``,
   or the older ``{"<resource>": [[id, ...]]}`` with ``legacy_shape``.
+- ``GET <base>hunting/?session_id=<id>`` (Bearer) → ``{session_id, state, position}``:
+  the hunting daemon's queue (not public OpenCHS; a site's ``helpline.hunting_url``).
 
 Simulated counsellors (:mod:`adapter.sandbox.hunting`) call the adapter back through
 :mod:`adapter.sandbox.callbacks`; both are off unless configured, so a plain test sees
@@ -126,6 +128,8 @@ HELPLINE_FAULTS: Spec = {
     "fail_resource": ((str, None), None),
     "fail_resource_next": ((int,), 0),
     "fail_resource_status": ((int,), 500),
+    # The hunting daemon's answers only: seconds before each (the rest stays quick).
+    "slow_hunting": ((int, float), 0.0),
 }
 
 RECORD_KINDS = (
@@ -236,6 +240,7 @@ def create_helpline_app(config: Mapping[str, Any] | None = None) -> Flask:
         _api_route(app, f"{base}{resource}/", f"create_{resource}", _resource_view(state, resource))
         _api_route(app, f"{base}{resource}/<row_id>/", f"update_{resource}",
                    _update_view(state, resource))
+    app.add_url_rule(base + "hunting/", "hunting", _hunting_view(state), methods=["GET"])
     _add_counsellor_controls(app, state)
     return app
 
@@ -340,6 +345,27 @@ def _accept_message(state: HelplineState, body: dict) -> tuple[dict, bool]:
             {**body, "id": row_id, "session_seq": session_seq, "received_at": time.time()},
         )
         return answer, True
+
+
+def _hunting_view(state: HelplineState) -> Callable[[], Any]:
+    def hunting() -> Any:
+        """``GET <base>hunting/?session_id=<id>`` (Bearer): the hunting daemon's view of a
+        chat, ``{session_id, state, position}`` (``position`` null unless hunting); 404
+        for a chat it never saw. Not public OpenCHS: what a site's ``hunting_url`` names."""
+        if not _bearer_ok(state):
+            return _token_refused(state)
+        session_id = request.args.get("session_id")
+        if not session_id:
+            return _error(400, "session_id is required")
+        delay = float(state.faults.get("slow_hunting") or 0)
+        if delay:
+            time.sleep(delay)
+        answer = state.pool.queue_position(session_id)
+        if answer is None:
+            return _error(404, "unknown session")
+        return jsonify(answer)
+
+    return hunting
 
 
 def _resource_view(state: HelplineState, resource: str) -> Callable[[], Any]:

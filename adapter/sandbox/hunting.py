@@ -106,6 +106,7 @@ class Session:
     next_index: int = 0
     waiting: int = 0  # client messages the counsellor has not answered yet
     replies: int = 0  # automatic replies sent (for ``close_after``)
+    hunting_seq: int = 0  # when hunting began, in the pool's order (the queue's order)
     send_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def public(self) -> dict[str, Any]:
@@ -139,6 +140,7 @@ class CounsellorPool:
         self._rotor = 0  # spreads new chats over counsellors
         self._script_pos = 0
         self._random = random.Random(config()["seed"])
+        self._hunting_order = itertools.count(1)
 
     # -- background behaviour -------------------------------------------------------
 
@@ -156,6 +158,7 @@ class CounsellorPool:
             reply_now = session.state == "active"
             if start_hunting:
                 session.state = "hunting"
+                session.hunting_seq = next(self._hunting_order)
         if start_hunting:
             self._scheduler.call_later(0, self._offer, session)
         elif reply_now:
@@ -267,6 +270,21 @@ class CounsellorPool:
         session = self._session(session_id, None)
         with session.send_lock:
             return self._send_ack(session_id, message_id, status)
+
+    def queue_position(self, session_id: str) -> dict[str, Any] | None:
+        """What the hunting daemon says of a chat: its state and, while it is hunting, its
+        position among the chats not yet taken (1: next), in the order hunting began.
+        None for a chat it never saw."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            position = None
+            if session.state == "hunting":
+                position = 1 + sum(1 for other in self._sessions.values()
+                                   if other.state == "hunting"
+                                   and other.hunting_seq < session.hunting_seq)
+            return {"session_id": session_id, "state": session.state, "position": position}
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every chat's public state."""

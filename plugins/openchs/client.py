@@ -117,6 +117,13 @@ def post(site_code: str, helpline: Mapping[str, Any], http: requests.Session, pa
     return response
 
 
+def get(site_code: str, helpline: Mapping[str, Any], http: requests.Session, url: str,
+        params: dict[str, str], what: str) -> requests.Response:
+    """GET ``url`` with the Bearer token; the answer as it is (the caller judges it)."""
+    token = tokens.get(site_code, helpline, http)
+    return http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+
+
 def _error_body(response: requests.Response) -> bool:
     """The helpline's JSON ``errors`` key (its failure shape), in a 2xx answer."""
     try:

@@ -48,6 +48,10 @@ class OpenCHSConfig(Schema):
     closing_notice = fields.String(load_default="[conversation closed by the client]")
     timeout_notice = fields.String(
         load_default="[conversation closed: no counsellor answered in time]")
+    # Where the helpline's hunting daemon says how many chats are ahead of a waiting one
+    # (GET <hunting_url>?session_id=<id> → {"position": 2}; docs/plugins.md). Not part of
+    # the public OpenCHS API: unset (the default), still_waiting says queue_position null.
+    hunting_url = fields.String(load_default=None, allow_none=True, validate=url_or_unset)
     # The helpline logs in to our callback token endpoint with these.
     callback_username = fields.String(load_default=None)
     callback_password = fields.String(load_default=None)

@@ -15,6 +15,8 @@ from plugins.api import (
     MessageView,
     SendResult,
     Transcript,
+    check_response,
+    json_body,
 )
 
 from . import cases, client, wire
@@ -27,7 +29,7 @@ class OpenCHSClient(HelplineClient):
     message starts the chat, and a close is a notice the counsellor reads)."""
 
     supports = frozenset({"create_case", "check", "refresh_credentials", "reopen",
-                          "attach_transcript"})
+                          "attach_transcript", "queue_position"})
 
     def _post(self, conversation: ConversationView, *, message_id: str, text: str,
               when) -> SendResult:
@@ -80,6 +82,19 @@ class OpenCHSClient(HelplineClient):
         """Log in afresh (never from the cache): proves reachability and the credentials."""
         client.fetch_token(self.site.code, self.config, self.http)
         return CheckResult(ok=True, detail=f"{self.config['base_url']}: login accepted")
+
+    def queue_position(self, conversation: ConversationView) -> int | None:
+        """The hunting daemon's position of the chat (``helpline.hunting_url``, when the
+        site has one): 1 is next. Unknown to it (404) or no longer hunting: None."""
+        url = self.config.get("hunting_url")
+        if not url:
+            return None
+        response = client.get(self.site.code, self.config, self.http, url,
+                              {"session_id": conversation.id}, "openchs hunting")
+        if response.status_code == 404:
+            return None
+        check_response(response, "openchs hunting")
+        return wire.queue_position(json_body(response, "openchs hunting"))
 
     def refresh_credentials(self) -> None:
         client.tokens.forget(self.site.code, self.config)

@@ -94,3 +94,15 @@ def created_id(body: Any, resource: str) -> str | None:
     if isinstance(rows, list) and rows and isinstance(rows[0], list) and rows[0]:
         return str(rows[0][0])
     return None
+
+
+def queue_position(body: Any) -> int | None:
+    """The hunting daemon's answer, ``{"session_id", "state", "position"}``: the position
+    (1: next) while the chat is hunting; anything else (taken, unknown, a shape we do
+    not know) is None, never a guess."""
+    if not isinstance(body, Mapping):
+        return None
+    position = body.get("position")
+    if isinstance(position, bool) or not isinstance(position, int) or position < 1:
+        return None
+    return position

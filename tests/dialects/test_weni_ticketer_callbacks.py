@@ -31,6 +31,7 @@ from . import weni_contract as contract
 from .conftest import SECRET, SECRET_ENV
 
 ASSIGNED = "A counsellor is here."
+STILL_SWA = "Bado uko kwenye foleni."
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,9 @@ def served(app_factory, tmp_path, monkeypatch, helpline, mailroom_process):
                routing={"locations": ["Nairobi"]}, helpline={"url": helpline.url},
                policies={"on_no_counsellor": "close"},
                chatbot={"weni": {"topics": [contract.TOPIC], "assigned_text": ASSIGNED,
-                                 "webhook_secret": "${" + SECRET_ENV + "}"}})
+                                 "webhook_secret": "${" + SECRET_ENV + "}"}},
+               # Swahili for one text only: the others fall back to [chatbot.weni]'s
+               texts={"languages": ["eng", "swa"], "swa": {"still_waiting": STILL_SWA}})
     app = app_factory(folder, RETRY_SCHEDULE=[0.1, 0.2, 0.3], RETRY_JITTER=0,
                       DELIVERY_CONCURRENCY=1)
     key = make_client(app, name="weni-workspace")
@@ -191,6 +194,41 @@ def test_still_waiting_tells_the_child_nobody_forgot_them(served):
     [told] = sent_to_child(mailroom)
     assert (told["text"], told["sender"]["type"]) == (WeniSettings.still_waiting_text, "system")
     assert mailroom.client.records("tickets")[-1]["status"] == "open"
+
+
+def test_the_system_messages_are_in_the_childs_language_with_the_default_as_fallback(served):
+    """The ticket's contact.language (ISO 639-3) picks the [texts] table; a text the
+    language lacks is the default language's ([chatbot.weni]'s, for a site written
+    before [texts])."""
+    app, mailroom = served
+    _, swahili = open_ticket(served, uuid="c-swa", language="swa")
+    _, french = open_ticket(served, uuid="c-fra", language="fra")
+    with app.app_context():
+        assert db.session.get(Conversation, swahili).language == "swa"
+        for external_id in (swahili, french):
+            conversation = db.session.get(Conversation, external_id)
+            protocol.still_waiting(conversation, protocol.site_of(conversation), utcnow())
+            protocol.assign(conversation, "counsellor-amani", "test")
+        commit()
+    deliver(app)
+    told: dict[str, list[str]] = {}
+    for message in sent_to_child(mailroom):
+        told.setdefault(message["contact_uuid"], []).append(message["text"])
+    assert told == {"c-swa": [STILL_SWA, ASSIGNED],
+                    "c-fra": [WeniSettings.still_waiting_text, ASSIGNED]}
+
+
+def test_a_ticket_whose_contact_language_is_junk_is_refused_naming_the_field(served):
+    import requests
+
+    app, mailroom = served
+    opened = requests.post(f"{mailroom.url}/_sandbox/tickets/open", timeout=30, json={
+        "contact": {"urns": ["whatsapp:254700000001"], "language": "Swahili"},
+        "body": "high risk"}).json()
+    assert not opened["ok"]
+    assert "contact.language" in str(opened)
+    with app.app_context():
+        assert db.session.execute(db.select(Conversation)).first() is None
 
 
 def test_each_callback_outcome_is_committed_before_the_next_call(served):

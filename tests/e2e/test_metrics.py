@@ -37,6 +37,7 @@ NON_ZERO = {
     "conversations_waiting": {"site": SITE},
     "oldest_waiting_conversation_seconds": {"site": SITE},
     "no_counsellor_total": {"site": SITE},
+    "no_counsellor_wait_seconds_count": {"site": SITE},
     "rapidpro_pacing_waits_total": {"site": SITE},
     "rapidpro_throttled_total": {"site": SITE},
     "cases_finished_total": {"site": SITE, "outcome": "created"},

@@ -319,3 +319,28 @@ def test_cli_takes_credentials_from_env_and_base_path_from_flags() -> None:
         assert "helpline sandbox listening" in sandbox.process.output()
     finally:
         sandbox.stop()
+
+
+def test_the_hunting_daemon_says_each_chats_place_in_the_queue(helpline: RunningSandbox) -> None:
+    """``GET <base>hunting/?session_id=``: 1-based among the chats not yet taken, in the
+    order hunting began; null once taken; 404 for a chat it never saw; Bearer only."""
+    helpline.client.configure(hunting=True, auto_answer=0.0, offer_timeout=120)
+    token = get_token(helpline)
+    for session in ("q-1", "q-2", "q-3"):
+        assert post(helpline, "msg/", token, message(session)).status_code == 201
+
+    def ask(session: str, bearer: str | None = token) -> requests.Response:
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        return requests.get(helpline.api_url + "hunting/", params={"session_id": session},
+                            headers=headers, timeout=5)
+
+    assert [ask(s).json()["position"] for s in ("q-1", "q-2", "q-3")] == [1, 2, 3]
+    helpline.client.counsellor("assign", session_id="q-2")
+    assert ask("q-2").json() == {"session_id": "q-2", "state": "active", "position": None}
+    assert [ask(s).json()["position"] for s in ("q-1", "q-3")] == [1, 2]
+    assert ask("q-never").status_code == 404
+    assert ask("q-1", bearer=None).status_code == 401
+    assert ask("q-1", bearer="not-a-token").status_code == 401
+    no_session = requests.get(helpline.api_url + "hunting/", timeout=5,
+                              headers={"Authorization": f"Bearer {token}"})
+    assert no_session.status_code == 400 and no_session.json()["errors"]

@@ -17,7 +17,7 @@ from ...delivery.pacing import NotYet
 from ...extensions import db
 from ...models import Case, Conversation, Delivery, Message
 from ...queueing import pacer_for
-from ...sites import Site
+from ...sites import TEXT_KEYS, Site
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,20 @@ def contact_target(conversation: Conversation | None, case: Case | None) -> dict
     if holder is not None and holder.contact_urn:
         return {"urns": [holder.contact_urn]}
     raise DeliveryFailure("no contact uuid or URN to reach the client", retryable=False)
+
+
+def child_texts(site: Site, event: str, holder: Conversation | Case | None) -> dict:
+    """What a generic flow says for ``event``: the child's ``language`` (ISO 639-3, or
+    null) and, when the site has one, the ``text`` in it or in the site's default
+    language (``text_language`` says which). Read at send time: a text fixed in the site
+    file reaches the events still queued."""
+    language = getattr(holder, "language", None)
+    values: dict = {"language": language}
+    if event in TEXT_KEYS:
+        text, text_language = site.texts.text_for(event, language)
+        if text:
+            values.update(text=text, text_language=text_language)
+    return values
 
 
 def build_request(site: Site, delivery: Delivery, conversation: Conversation | None,
@@ -55,6 +69,8 @@ def build_request(site: Site, delivery: Delivery, conversation: Conversation | N
             return "broadcasts.json", {"text": text, **target}
         params.update({"text": message.text, "counsellor": message.sender,
                        "attachments": message.attachments or []})
+    else:
+        params.update(child_texts(site, event, conversation or case))
     flow = rapidpro.flows.get(event)
     if not flow:
         raise DeliveryFailure(f"no flow configured for event {event!r}", retryable=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
-from ...api.fields import ID, TEXT, attachment_list
+from ...api.fields import ID, LANGUAGE, TEXT, attachment_list
 
 
 class _Lenient(Schema):
@@ -18,6 +18,16 @@ class ContactSchema(_Lenient):
     uuid = fields.String(validate=validate.Length(max=64))
     name = fields.String(load_only=True, metadata={"description": "ignored: never stored"})
     urn = fields.String(validate=validate.Length(max=255))
+
+
+class StartContactSchema(ContactSchema):
+    """A start's contact: its language too (read on a start only; a message or a close
+    is never refused over it)."""
+
+    language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
+        "description": "The contact's language (ISO 639-3): the texts the child is sent. "
+                       "Not in RapidPro's default body: add `\"language\": "
+                       "\"@contact.language\"` to the contact object"})
 
 
 class FlowSchema(_Lenient):
@@ -57,12 +67,15 @@ class RapidProBodySchema(Schema):
 
 
 class StartSchema(RapidProBodySchema):
+    contact = fields.Nested(StartContactSchema)
     conversation_id = fields.String(validate=ID, metadata={
         "description": "The chatbot's id; derived (run uuid, Idempotency-Key) when absent"})
     message_id = fields.String(validate=ID)
     site = fields.String(validate=validate.Length(max=64))
     location = fields.String(validate=validate.Length(max=120))
     risk = fields.String(validate=validate.Length(max=64))
+    language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
+        "description": "The child's language (ISO 639-3); wins over `contact.language`"})
     text = fields.String(validate=TEXT)
     attachments = attachment_list(allow_geo=True)
     # Checked after routing, not here: an unusable intake must not stop an escalation.
@@ -133,6 +146,8 @@ class ConversationOutSchema(Schema):
     previous_id = fields.String(allow_none=True, metadata={
         "description": "The conversation this one follows (our id), where the helpline "
                        "could not reopen the earlier one"})
+    language = fields.String(allow_none=True, metadata={
+        "description": "The child's language (ISO 639-3) as the start gave it, or null"})
     case_id = fields.String(dump_only=True, metadata={
         "description": "Start only: the case opened with the conversation, if any"})
     site_problem = fields.String(dump_only=True, metadata={

@@ -135,6 +135,7 @@ def start_request(body: Mapping[str, Any], keys: Mapping[str, Sequence[str]],
         attachments=urls,
         flow_uuid=values["flow_uuid"][0],
         run_uuid=values["run_uuid"][0],
+        language=body.get("language") or contact.get("language") or None,
     )
 
 

@@ -35,23 +35,24 @@ from .wire import rfc3339
 log = logging.getLogger(__name__)
 
 ADAPTER = "helpline-adapter"
-#: Events told to the child as a message from the system, and the [chatbot.weni] text.
+#: Events told to the child as a message from the system, in their language ([texts];
+#: the [chatbot.weni] key named here is the default language's text when [texts] has none).
 SYSTEM_TEXTS = {"assigned": "assigned_text", "no_counsellor": "no_counsellor_text",
                 "still_waiting": "still_waiting_text"}
 
 
-def plan_events(site: Site, event: str, params: dict) -> list[tuple[str, dict]]:
+def plan_events(site: Site, event: str, params: dict,
+                language: str | None = None) -> list[tuple[str, dict]]:
     """The callbacks a protocol event makes for a ticket. What mailroom cannot show is
-    not sent: delivery acknowledgements (it has none) and case events."""
-    weni = site.weni
+    not sent: delivery acknowledgements (it has none) and case events; nor a system
+    message the site has no text for in the child's ``language`` or its default."""
     if event in ("message", "closed", "reopened"):
         return [(event, params)]
-    if event == "assigned":
-        return [(event, params)] if weni is not None and weni.assigned_text else []
-    if event == "still_waiting":
-        return [(event, params)] if weni is not None and weni.still_waiting_text else []
+    told = [(event, params)] if site.texts.text_for(event, language)[0] else []
+    if event in ("assigned", "still_waiting"):
+        return told
     if event == "no_counsellor":
-        plan = [(event, params)] if weni is None or weni.no_counsellor_text else []
+        plan = told if site.weni is not None else [(event, params)]
         if params.get("closed"):  # the site closes on no_counsellor: so does the ticket
             plan.append(("closed", {**params, "closed_by": "timeout", "reason": "expired"}))
         return plan
@@ -89,7 +90,8 @@ def build_callback(site: Site, delivery: Delivery, conversation: Conversation,
         body["sent_at"] = rfc3339(message.created_at)
         return "/messages", body
     if event in SYSTEM_TEXTS:
-        text = getattr(site.weni, SYSTEM_TEXTS[event]) if site.weni is not None else ""
+        # In the child's language, else the site's default (docs/conversation.md).
+        text = site.texts.text_for(event, conversation.language)[0]
         if not text:
             raise DeliveryFailure(f"no text configured for {event}", retryable=False)
         return "/messages", {

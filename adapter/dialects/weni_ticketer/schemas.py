@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
-from ...api.fields import ID, TEXT
+from ...api.fields import ID, LANGUAGE, TEXT
 
 CLOSED_BY_TYPES = ("platform", "agent", "contact", "flow", "system")
 CLOSE_REASONS = ("resolved", "abandoned", "transferred", "expired", "cancelled", "other")
@@ -49,6 +49,14 @@ class TicketContactSchema(_Lenient):
                           metadata={"description": "contact fields; `location` routes"})
 
 
+class TicketOpenContactSchema(TicketContactSchema):
+    """An open's contact: its language is checked (a history is never refused over it)."""
+
+    language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
+        "description": "the contact's language (ISO 639-3): the system texts the child "
+                       "is sent"})
+
+
 class TicketAssigneeSchema(_Lenient):
     email = fields.String(load_only=True, allow_none=True)
     name = fields.String(load_only=True, allow_none=True)
@@ -65,12 +73,14 @@ class TicketOpenMetadataSchema(_Lenient):
                                   metadata={"description": "where our callbacks go"})
     location = fields.String(validate=validate.Length(max=120), allow_none=True)
     site = fields.String(validate=validate.Length(max=64), allow_none=True)
+    language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
+        "description": "the child's language (ISO 639-3), when the contact has none"})
 
 
 class TicketOpenSchema(_Strict):
     ticket_id = fields.String(required=True, validate=ID)
     topic = fields.Nested(TicketTopicSchema, allow_none=True)
-    contact = fields.Nested(TicketContactSchema, required=True)
+    contact = fields.Nested(TicketOpenContactSchema, required=True)
     body = fields.String(validate=TEXT, allow_none=True)
     assignee = fields.Nested(TicketAssigneeSchema, allow_none=True)
     metadata = fields.Nested(TicketOpenMetadataSchema, allow_none=True)

@@ -126,6 +126,7 @@ def start_request(body: Mapping[str, Any]) -> StartRequest:
         message_id=f"ticket-body-{ticket_id}"[:200] if note.get("text") else None,
         dialect=DIALECT,
         callback_url=(metadata.get("webhook_base_url") or None),
+        language=contact.get("language") or metadata.get("language") or None,
     )
 
 
