@@ -93,20 +93,24 @@ STEPS = {"open": "open", "message": "send_message", "close": "close", "ack": "ac
 
 
 _PRELOADED = "adapter.delivery.messages"
+_KEPT = "adapter.delivery.conversations"
 
 
 def preload(deliveries: list[Delivery]) -> None:
     """Load a batch's conversations and messages in two queries instead of two per row.
 
-    Conversations land in the session's identity map (``session.get`` finds them);
-    messages, looked up by their public id rather than the primary key, are kept in
-    ``session.info`` until :func:`forget_preloaded`.
+    Conversations land in the session's identity map (``session.get`` finds them). The
+    identity map holds its objects weakly, so they are also kept in ``session.info``
+    until :func:`forget_preloaded`: otherwise they are collected at once and every
+    ``session.get`` of the batch queries again (measured: two queries per delivery, a
+    third of a worker's samples). Messages, looked up by their public id rather than
+    the primary key, are kept there too.
     """
     conversation_ids = {d.conversation_id for d in deliveries if d.conversation_id}
-    if conversation_ids:
-        db.session.execute(
-            db.select(Conversation).where(Conversation.id.in_(conversation_ids))
-        ).scalars().all()
+    conversations = db.session.execute(
+        db.select(Conversation).where(Conversation.id.in_(conversation_ids))
+    ).scalars().all() if conversation_ids else []
+    db.session.info[_KEPT] = conversations
     message_ids = {d.message_id for d in deliveries if d.message_id}
     found = db.session.execute(
         db.select(Message).where(Message.id.in_(message_ids))
@@ -116,6 +120,7 @@ def preload(deliveries: list[Delivery]) -> None:
 
 def forget_preloaded() -> None:
     db.session.info.pop(_PRELOADED, None)
+    db.session.info.pop(_KEPT, None)
 
 
 def _message(delivery: Delivery) -> Message | None:
