@@ -98,6 +98,9 @@ class Conversation(db.Model):
     assigned_at: Mapped[datetime | None]
     no_counsellor_at: Mapped[datetime | None]
     still_waiting_at: Mapped[datetime | None]  # the last `still_waiting` event
+    # Started while its site was closed ([hours] outside = "hold"): kept from the helpline
+    # until the site opens; None once it opened (or never held). Its wait counts from then.
+    held_since: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
 
     messages: Mapped[list[Message]] = relationship(

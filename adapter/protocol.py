@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -16,9 +17,12 @@ from . import access
 from .audit import audit
 from .errors import ApiError
 from .extensions import db
+from .hours import iso_local, iso_utc
 from .models import (
     Conversation,
     ConversationState,
+    Delivery,
+    DeliveryStatus,
     Direction,
     Message,
     MessageStatus,
@@ -28,7 +32,7 @@ from .models import (
 from .outbox import HELPLINE, add_chatbot_event, add_delivery, insert_with_delivery, new_delivery
 from .pseudonyms import client_pseudonym
 from .sites import Site
-from .state import state_of
+from .state import clock_now, state_of
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +191,20 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
     db.session.add(conversation)
     audit(actor, "start", conversation=conversation, to_state=conversation.state,
           site=site.code)
-    add_delivery(site=site.code, target=HELPLINE, action="open", conversation=conversation)
+    at_site = clock_now()
+    closed_now = site.hours is not None and not site.hours.is_open(at_site)
+    if closed_now and site.hours.outside == "close":
+        _close_after_hours(conversation, site, at_site)
+        if req.intake is not None:
+            from .cases import open_case
+
+            open_case(site, req.intake, actor=actor, namespace=namespace,
+                      conversation=conversation)
+        return conversation, True
+    opening = add_delivery(site=site.code, target=HELPLINE, action="open",
+                           conversation=conversation)
+    if closed_now:
+        _hold_after_hours(conversation, site, at_site, opening)
     if req.text or req.attachments:
         _add_client_message(conversation, site, ClientMessage(req.message_id, req.text,
                                                               req.attachments))
@@ -196,6 +213,94 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
 
         open_case(site, req.intake, actor=actor, namespace=namespace, conversation=conversation)
     return conversation, True
+
+
+# ---- opening hours ([hours], adapter.hours) --------------------------------------------
+
+#: The ``closed_by`` of a conversation closed because its site was closed at its start.
+CLOSED_AFTER_HOURS = "after_hours"
+#: How long a held conversation's open waits when no opening is ahead at all: the relay
+#: looks again at every sweep, against the schedule in force then.
+NO_OPENING_RECHECK = timedelta(hours=1)
+
+
+def held_due(site: Site, now: datetime) -> datetime:
+    """When a held conversation's helpline open is next due (naive UTC, as ``due_at``):
+    the site's next opening as the schedule now says, as a distance from the real time
+    (so a test's ``CLOCK`` and the database's clock agree on what is due)."""
+    opening = site.hours.next_opening(now) if site.hours is not None else None
+    ahead = (opening - now) if opening is not None else NO_OPENING_RECHECK
+    return utcnow() + max(ahead, timedelta(0))
+
+
+def after_hours_info(conversation: Conversation, site: Site, now: datetime | None = None,
+                     ) -> dict | None:
+    """What a start's answer and the ``after_hours`` event say of the next opening, for a
+    conversation held or closed after hours; None for any other."""
+    held = conversation.held_since is not None and conversation.is_open
+    if site.hours is None or not (held or conversation.closed_by == CLOSED_AFTER_HOURS):
+        return None
+    opening = site.hours.next_opening(now or clock_now())
+    return {"next_opening": iso_utc(opening), "next_opening_local": iso_local(opening),
+            "timezone": site.hours.timezone, "held": held}
+
+
+def _hold_after_hours(conversation: Conversation, site: Site, now: datetime,
+                      opening: Delivery) -> None:
+    """Closed now, ``outside = "hold"``: kept ``requested``; its open (and so everything
+    behind it in its lane) is due at the opening. The worker decides again when it comes
+    to it, and the relay moves it earlier if the schedule does (adapter.delivery.opening)."""
+    conversation.held_since = utcnow()
+    opening.due_at = held_due(site, now)
+    audit("system", "held_after_hours", conversation=conversation, site=site.code)
+    add_chatbot_event(site, conversation, "after_hours",
+                      {**_event_params(conversation), **after_hours_info(conversation, site, now)})
+
+
+def _close_after_hours(conversation: Conversation, site: Site, now: datetime) -> None:
+    """Closed now, ``outside = "close"``: closed at once, nothing to the helpline."""
+    _close(conversation, closed_by=CLOSED_AFTER_HOURS, reason="outside_hours", actor="system")
+    add_chatbot_event(site, conversation, "after_hours",
+                      {**_event_params(conversation), **after_hours_info(conversation, site, now)})
+
+
+def opened_after_hours(conversation: Conversation) -> bool:
+    """The site is open: a held conversation goes to the helpline now, and its wait
+    (``assignment_timeout``, ``still_waiting``) counts from now, not from the night.
+    False if it was closed meanwhile (it must then never reach the helpline)."""
+    if conversation.held_since is None:
+        return conversation.is_open
+    now = utcnow()
+    won = db.session.execute(
+        db.update(Conversation)
+        .where(Conversation.id == conversation.id, Conversation.held_since.is_not(None),
+               Conversation.state == ConversationState.REQUESTED)
+        .values(held_since=None, waiting_since=now, still_waiting_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not won:
+        db.session.refresh(conversation)
+        return conversation.is_open and conversation.held_since is None
+    for column, value in (("held_since", None), ("waiting_since", now),
+                          ("still_waiting_at", None)):
+        set_committed_value(conversation, column, value)
+    audit("system", "opened_after_hours", conversation=conversation, site=conversation.site)
+    log.info("conversation.opened_after_hours",
+             extra={"conversation_id": conversation.id, "site": conversation.site})
+    return True
+
+
+def _drop_held_deliveries(conversation: Conversation) -> None:
+    """A held conversation closed before its site opened: what waited for the opening
+    (its open, the child's messages) is never sent; kept as done, with the reason."""
+    db.session.flush()
+    db.session.execute(
+        db.update(Delivery)
+        .where(Delivery.conversation_id == conversation.id, Delivery.target == HELPLINE,
+               Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)))
+        .values(status=DeliveryStatus.DONE, done_at=utcnow(),
+                last_error="not sent: closed while held after hours")
+        .execution_options(synchronize_session=False))
 
 
 def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
@@ -254,6 +359,9 @@ def close_from_chatbot(conversation: Conversation, actor: str, reason: str | Non
         return False
     site = site_of(conversation)
     _close(conversation, closed_by="client", reason=reason or "resolved", actor=actor)
+    if conversation.held_since is not None:  # never at the helpline: nothing to close there
+        _drop_held_deliveries(conversation)
+        return True
     add_delivery(site=site.code, target=HELPLINE, action="close", conversation=conversation,
                  params={"closed_by": "client"})
     return True

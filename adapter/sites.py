@@ -14,6 +14,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from .hours import Hours, HoursError, parse_hours
+
 log = logging.getLogger(__name__)
 
 ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
@@ -26,6 +28,7 @@ CHATBOT_EVENTS = (
     "still_waiting",
     "case_created",
     "case_failed",
+    "after_hours",
 )
 
 
@@ -81,6 +84,30 @@ class WeniSettings:
     #: Told at each ``still_waiting`` event ([policies] still_waiting_every); "": not sent.
     still_waiting_text: str = ("You are still in the queue: a counsellor will be with you "
                                "as soon as one is free.")
+    #: Told when a child escalates while the site is closed ([hours]); its placeholders
+    #: (AFTER_HOURS_PLACEHOLDERS) give the next opening in the site's wall time. "": not
+    #: sent. With no opening ahead at all, ``no_counsellor_text`` is told instead.
+    after_hours_text: str = ("The helpline is closed now. It opens again on {weekday} at "
+                             "{time} ({timezone}). If you are in danger, call 116.")
+
+
+#: What ``after_hours_text`` may name: the next opening, in the site's wall time.
+AFTER_HOURS_PLACEHOLDERS = ("weekday", "date", "time", "timezone", "next_opening_local")
+
+
+def _after_hours_placeholders(text: str) -> None:
+    """A text whose placeholders the event can fill, else refused at load (never a
+    KeyError at the moment a child needs the message)."""
+    import string
+
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        raise ValidationError(f"not a valid text template: {exc}") from exc
+    unknown = [name for name in names if name not in AFTER_HOURS_PLACEHOLDERS]
+    if unknown:
+        raise ValidationError(f"unknown placeholder {{{unknown[0]}}} (known: "
+                              + ", ".join("{" + n + "}" for n in AFTER_HOURS_PLACEHOLDERS) + ")")
 
 
 @dataclass(frozen=True)
@@ -117,6 +144,8 @@ class Site:
     missing_secrets: tuple[str, ...] = ()
     ca_bundle: str | None = None  # the helpline's private CA (PEM); never "verify off"
     weni: WeniSettings | None = None  # [chatbot.weni]
+    #: [hours]: when a counsellor can be reached; None: always (no table, today's way).
+    hours: Hours | None = None
 
     def verify_for(self, target: str) -> str | bool:
         """What TLS verification of calls to ``target`` trusts: the site's CA bundle for
@@ -189,6 +218,9 @@ class _WeniSchema(Schema):
                                        validate=validate.Length(max=1000))
     still_waiting_text = fields.String(load_default=WeniSettings.still_waiting_text,
                                        validate=validate.Length(max=1000))
+    after_hours_text = fields.String(
+        load_default=WeniSettings.after_hours_text,
+        validate=[validate.Length(max=1000), _after_hours_placeholders])
 
 
 class _ChatbotSchema(Schema):
@@ -208,6 +240,7 @@ class _SiteSchema(Schema):
         keys=fields.String(), values=fields.List(fields.String()), load_default=dict
     )
     intake = fields.Dict(load_default=dict)
+    hours = fields.Dict(load_default=None)  # read by adapter.hours.parse_hours
     helpline = fields.Dict(required=True)
     # TLS for a helpline behind a private CA: a PEM file of the CA's certificates.
     # Verification itself cannot be turned off.
@@ -286,6 +319,10 @@ def load_site_file(
     if weni is not None and not weni["webhook_secret"] and not any(
             m.startswith("chatbot.weni.webhook_secret") for m in missing):
         raise SiteConfigError(f"{path}: chatbot.weni.webhook_secret: required (as ${{ENV}})")
+    try:
+        hours = parse_hours(data["hours"]) if data["hours"] is not None else None
+    except HoursError as exc:
+        raise SiteConfigError(f"{path}: {exc}") from exc
     return Site(
         code=data["code"],
         name=data["name"],
@@ -308,7 +345,9 @@ def load_site_file(
             webhook_secret=weni["webhook_secret"] or None, reopen=weni["reopen"],
             assigned_text=weni["assigned_text"],
             no_counsellor_text=weni["no_counsellor_text"],
-            still_waiting_text=weni["still_waiting_text"]) if weni is not None else None,
+            still_waiting_text=weni["still_waiting_text"],
+            after_hours_text=weni["after_hours_text"]) if weni is not None else None,
+        hours=hours,
     )
 
 

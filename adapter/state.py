@@ -39,3 +39,13 @@ class AdapterState:
 def state_of(app: Flask | None = None) -> AdapterState:
     """The state of ``app``, or of the current app."""
     return (app or current_app).extensions[EXTENSION]
+
+
+def clock_now(app: Flask | None = None):
+    """Now (aware, UTC) as opening hours see it: the app's ``CLOCK`` (a callable giving
+    an aware datetime) when set, the real time otherwise. Tests set ``CLOCK`` to stand on
+    either side of an opening without mocking anything; nothing else reads it."""
+    from datetime import UTC, datetime
+
+    clock = (app or current_app).config.get("CLOCK")
+    return clock() if clock is not None else datetime.now(UTC)

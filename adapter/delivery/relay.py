@@ -17,6 +17,7 @@ from ..state import state_of
 from . import engine
 from .held import release_held
 from .kick import kick
+from .opening import reschedule_held
 from .recovery import probe_failing_sites
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def sweep(app: Flask) -> None:
         engine.release_stuck()
         probe_failing_sites(app)
         release_held(app)
+        reschedule_held(app)
         if engine.due_exists():
             kick(app, repair=True)
         check_assignment_timeouts(app)
@@ -49,7 +51,8 @@ def check_waiting_updates(app: Flask) -> int:
         due = db.session.execute(
             db.select(Conversation)
             .where(Conversation.site == site.code, Conversation.state.in_(waiting),
-                   Conversation.waiting_since.is_not(None), last < cutoff)
+                   Conversation.waiting_since.is_not(None), last < cutoff,
+                   Conversation.held_since.is_(None))  # held after hours: from the opening
             .limit(100).with_for_update(skip_locked=True)
         ).scalars().all()
         for conversation in due:
@@ -86,6 +89,7 @@ def check_assignment_timeouts(app: Flask) -> int:
                 Conversation.state.in_((ConversationState.REQUESTED, ConversationState.WAITING)),
                 Conversation.no_counsellor_at.is_(None),
                 Conversation.waiting_since < cutoff,
+                Conversation.held_since.is_(None),  # held after hours: from the opening
             )
             .limit(100)
             .with_for_update(skip_locked=True)

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ADAPTER = "helpline-adapter"
 #: Events told to the child as a message from the system, and the [chatbot.weni] text.
 SYSTEM_TEXTS = {"assigned": "assigned_text", "no_counsellor": "no_counsellor_text",
-                "still_waiting": "still_waiting_text"}
+                "still_waiting": "still_waiting_text", "after_hours": "after_hours_text"}
 
 
 def plan_events(site: Site, event: str, params: dict) -> list[tuple[str, dict]]:
@@ -55,7 +55,27 @@ def plan_events(site: Site, event: str, params: dict) -> list[tuple[str, dict]]:
         if params.get("closed"):  # the site closes on no_counsellor: so does the ticket
             plan.append(("closed", {**params, "closed_by": "timeout", "reason": "expired"}))
         return plan
+    if event == "after_hours":
+        plan = [(event, params)] if weni is None or _after_hours_text(weni, params) else []
+        if not params.get("held"):  # closed after hours: so is the ticket
+            plan.append(("closed", {**params, "closed_by": "after_hours", "reason": "other"}))
+        return plan
     return []
+
+
+def _after_hours_text(weni, params: dict) -> str:
+    """``after_hours_text`` with the next opening in the site's wall time; with none
+    ahead, ``no_counsellor_text`` (it gives the emergency number, and claims no time)."""
+    local = params.get("next_opening_local")
+    if not local:
+        return weni.no_counsellor_text
+    if not weni.after_hours_text:
+        return ""
+    opening = datetime.fromisoformat(local)
+    return weni.after_hours_text.format(
+        weekday=opening.strftime("%A"), date=opening.date().isoformat(),
+        time=opening.strftime("%H:%M"), timezone=params.get("timezone") or "",
+        next_opening_local=local)
 
 
 def sign(secret: str, raw: bytes) -> str:
@@ -89,7 +109,10 @@ def build_callback(site: Site, delivery: Delivery, conversation: Conversation,
         body["sent_at"] = rfc3339(message.created_at)
         return "/messages", body
     if event in SYSTEM_TEXTS:
-        text = getattr(site.weni, SYSTEM_TEXTS[event]) if site.weni is not None else ""
+        if event == "after_hours":
+            text = _after_hours_text(site.weni, params) if site.weni is not None else ""
+        else:
+            text = getattr(site.weni, SYSTEM_TEXTS[event]) if site.weni is not None else ""
         if not text:
             raise DeliveryFailure(f"no text configured for {event}", retryable=False)
         return "/messages", {
