@@ -53,12 +53,15 @@ def reschedule_held(app: Flask) -> int:
         if site is None:
             continue
         due = held_due(site, now)
+        # Open now: due now, exactly. Closed: moved only when it is off by more than the
+        # slack (the opening computed again each sweep differs by microseconds).
+        slack = timedelta(0) if site.hours is None or site.hours.is_open(now) else SLACK
         held_ids = select(Conversation.id).where(Conversation.site == code, *_held())
         moved += db.session.execute(
             update(Delivery)
             .where(Delivery.conversation_id.in_(held_ids), Delivery.target == HELPLINE,
                    Delivery.action == "open", Delivery.status == DeliveryStatus.PENDING,
-                   Delivery.due_at > due + SLACK)
+                   Delivery.due_at > due + slack)
             .values(due_at=due)
             .execution_options(synchronize_session=False)
         ).rowcount
