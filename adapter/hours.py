@@ -2,7 +2,7 @@
 
 Nothing here reads a clock: every question takes ``now`` (an aware datetime), so the
 protocol, the worker and the relay ask it about the time they were given (the app's
-``CLOCK``, see :func:`adapter.state.clock_now`) and tests ask it about any instant.
+clock, see :func:`adapter.state.clock_now`) and tests ask it about any instant.
 
 The schedule is in the site's own wall time (an IANA zone, DST included): ``08:00`` is
 eight on the helpline's clocks, in winter and in summer alike. A range may run past

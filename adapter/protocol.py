@@ -227,7 +227,7 @@ NO_OPENING_RECHECK = timedelta(hours=1)
 def held_due(site: Site, now: datetime) -> datetime:
     """When a held conversation's helpline open is next due (naive UTC, as ``due_at``):
     the site's next opening as the schedule now says, as a distance from the real time
-    (so a test's ``CLOCK`` and the database's clock agree on what is due)."""
+    (so a test's clock and the database's clock agree on what is due)."""
     opening = site.hours.next_opening(now) if site.hours is not None else None
     ahead = (opening - now) if opening is not None else NO_OPENING_RECHECK
     return utcnow() + max(ahead, timedelta(0))

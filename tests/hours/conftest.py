@@ -1,7 +1,7 @@
 """Opening hours against real peers: the sandbox helpline (OpenCHS) and the sandbox
-RapidPro, each a real process over HTTP, the adapter in-process with its clock (the
-app's ``CLOCK``) set by the test. Nothing of ours is mocked: the test moves the clock,
-then runs what a worker and a relay run (``drain``, ``sweep``)."""
+RapidPro, each a real process over HTTP, the adapter in-process with its clock
+(``AdapterState.clock``) set by the test. Nothing of ours is mocked: the test moves the
+clock, then runs what a worker and a relay run (``drain``, ``sweep``)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ LONDON_OFFICE = {"timezone": "Europe/London", **{day: ["08:00-17:00"] for day in
 
 
 class Clock:
-    """The app's ``CLOCK``: a frozen instant the test moves."""
+    """``AdapterState.clock``: a frozen instant the test moves."""
 
     def __init__(self, at: datetime) -> None:
         self.at = at

@@ -1,6 +1,6 @@
 """An escalation outside the site's opening hours, end to end in-process: the chatbot
 side through the API, the helpline and RapidPro as real sandbox processes over HTTP, and
-the clock (the app's ``CLOCK``) frozen and moved by the test across the boundaries.
+the clock (``AdapterState.clock``) frozen and moved by the test across the boundaries.
 
 Held (``outside = "hold"``): accepted and durable, the chatbot hears ``after_hours`` at
 once with the next opening, nothing reaches the helpline before it, then the open and
@@ -18,6 +18,7 @@ from adapter.delivery.engine import drain
 from adapter.delivery.relay import check_assignment_timeouts, check_waiting_updates, sweep
 from adapter.extensions import db
 from adapter.models import AuditEvent, Conversation, Delivery
+from adapter.state import state_of
 from tests.conftest import make_client
 
 from .conftest import FLOWS, LONDON_OFFICE, OPENING_NOTICE, Clock, hours_site, utc
@@ -34,7 +35,8 @@ MONDAY_JUST_OPEN = utc(2026, 3, 30, 7, 0, 30)
 def world(app_factory, tmp_path, helpline, rapidpro, hours, clock, **policies):
     folder = tmp_path / "countries-hours"
     hours_site(folder, helpline, rapidpro, hours, **policies)
-    app = app_factory(countries=folder, CLOCK=clock)
+    app = app_factory(countries=folder)
+    state_of(app).clock = clock
     return app, {"Authorization": f"Token {make_client(app, 'weni-hours')}"}
 
 
@@ -236,8 +238,10 @@ def same_database_app(app, countries, clock):
     """Another process on the same database and queue, started with other site files
     (a restart with a new [hours]): nothing is emptied."""
     keys = ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "DELIVERY_QUEUE", "SECRET_KEY", "TESTING")
-    return create_app({**{k: app.config[k] for k in keys}, "COUNTRIES_DIR": str(countries),
-                       "CLOCK": clock})
+    restarted = create_app({**{k: app.config[k] for k in keys},
+                            "COUNTRIES_DIR": str(countries)})
+    state_of(restarted).clock = clock
+    return restarted
 
 
 def test_messages_to_an_open_conversation_are_never_held(
