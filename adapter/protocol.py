@@ -228,7 +228,9 @@ def held_due(site: Site, now: datetime) -> datetime:
     """When a held conversation's helpline open is next due (naive UTC, as ``due_at``):
     the site's next opening as the schedule now says, as a distance from the real time
     (so a test's clock and the database's clock agree on what is due)."""
-    opening = site.hours.next_opening(now) if site.hours is not None else None
+    if site.hours is None:  # [hours] removed: always open
+        return utcnow()
+    opening = site.hours.next_opening(now)
     ahead = (opening - now) if opening is not None else NO_OPENING_RECHECK
     return utcnow() + max(ahead, timedelta(0))
 
