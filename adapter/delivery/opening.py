@@ -15,7 +15,7 @@ import logging
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import Conversation, ConversationState, Delivery, DeliveryStatus
@@ -32,13 +32,6 @@ SLACK = timedelta(seconds=1)
 def _held():
     return (Conversation.held_since.is_not(None),
             Conversation.state == ConversationState.REQUESTED)
-
-
-def held_counts() -> dict[str, int]:
-    """Held conversations per site (``/metrics``)."""
-    rows = db.session.execute(
-        select(Conversation.site, func.count()).where(*_held()).group_by(Conversation.site))
-    return {site: count for site, count in rows}
 
 
 def reschedule_held(app: Flask) -> int:

@@ -105,6 +105,9 @@ def test_a_held_escalation_hears_after_hours_at_once_and_opens_in_order_at_the_o
                                "timezone": "Europe/London", "held": True}
     assert event["contacts"] == [CONTACT["uuid"]]
 
+    monitor = {"Authorization": f"Token {make_client(app, 'prometheus', role='monitor')}"}
+    scrape = app.test_client().get("/metrics", headers=monitor).get_data(as_text=True)
+    assert 'helpline_adapter_conversations_held_after_hours{site="uk"} 1.0' in scrape
     for at in (utc(2026, 3, 28, 12), utc(2026, 3, 30, 6, 59, 59)):  # the weekend, 07:59 BST
         clock.at = at
         send(app, auth, "run-1", f"still here {at.isoformat()}", f"run-1-{at.day}")
@@ -120,6 +123,8 @@ def test_a_held_escalation_hears_after_hours_at_once_and_opens_in_order_at_the_o
     opened = conversation(app, session)
     assert (opened.state, opened.held_since) == ("waiting", None)
     assert [e["params"]["event"] for e in events(rapidpro)] == ["after_hours"]  # once
+    scrape = app.test_client().get("/metrics", headers=monitor).get_data(as_text=True)
+    assert 'helpline_adapter_conversations_held_after_hours{site="uk"} 0.0' in scrape
 
 
 def test_the_wait_counts_from_the_opening_not_from_the_night(
