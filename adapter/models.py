@@ -67,6 +67,11 @@ class MessageStatus:
     }
 
 
+#: The predicate of the held-conversations partial index (SQL text: the migration says
+#: the same).
+_HELD = text("held_since IS NOT NULL")
+
+
 class Conversation(db.Model):
     __tablename__ = "conversations"
 
@@ -111,6 +116,8 @@ class Conversation(db.Model):
         UniqueConstraint("namespace", "external_id"),
         Index("ix_conversations_site_client", "site", "client_pseudonym"),
         Index("ix_conversations_state_waiting", "state", "waiting_since"),
+        # The relay looks for held conversations on every sweep: only they are indexed.
+        Index("ix_conversations_held", "site", postgresql_where=_HELD, sqlite_where=_HELD),
     )
 
     @property

@@ -384,8 +384,15 @@ def reopen_from_chatbot(conversation: Conversation, actor: str) -> bool:
     conversation.still_waiting_at = None
     conversation.waiting_since = now
     _set_state(conversation, ConversationState.REQUESTED, actor, "reopen", **previous)
-    add_delivery(site=site.code, target=HELPLINE, action="open", conversation=conversation,
-                 params={"reopened": True})
+    at_site = clock_now()
+    closed_now = site.hours is not None and not site.hours.is_open(at_site)
+    if closed_now and site.hours.outside == "close":  # as a start now would be
+        _close_after_hours(conversation, site, at_site)
+        return True
+    opening = add_delivery(site=site.code, target=HELPLINE, action="open",
+                           conversation=conversation, params={"reopened": True})
+    if closed_now:
+        _hold_after_hours(conversation, site, at_site, opening)
     return True
 
 

@@ -22,8 +22,12 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('held_since', sa.DateTime(), nullable=True))
+        batch_op.create_index('ix_conversations_held', ['site'], unique=False,
+                              postgresql_where=sa.text('held_since IS NOT NULL'),
+                              sqlite_where=sa.text('held_since IS NOT NULL'))
 
 
 def downgrade():
     with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversations_held')
         batch_op.drop_column('held_since')
