@@ -112,7 +112,7 @@ def test_a_held_escalation_hears_after_hours_at_once_and_opens_in_order_at_the_o
         clock.at = at
         send(app, auth, "run-1", f"still here {at.isoformat()}", f"run-1-{at.day}")
         deliver(app)
-        assert helpline.client.records("messages") == []  # not even a login's worth
+        assert helpline.client.records("requests") == []  # not even a login
         assert conversation(app, session).state == "requested"
 
     clock.at = MONDAY_JUST_OPEN
