@@ -191,28 +191,22 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
     db.session.add(conversation)
     audit(actor, "start", conversation=conversation, to_state=conversation.state,
           site=site.code)
-    at_site = clock_now()
-    closed_now = site.hours is not None and not site.hours.is_open(at_site)
-    if closed_now and site.hours.outside == "close":
-        _close_after_hours(conversation, site, at_site)
-        if req.intake is not None:
-            from .cases import open_case
+    _open_at_helpline(conversation, site)
+    _add_start_content(conversation, site, req, actor, namespace)
+    return conversation, True
 
-            open_case(site, req.intake, actor=actor, namespace=namespace,
-                      conversation=conversation)
-        return conversation, True
-    opening = add_delivery(site=site.code, target=HELPLINE, action="open",
-                           conversation=conversation)
-    if closed_now:
-        _hold_after_hours(conversation, site, at_site, opening)
-    if req.text or req.attachments:
+
+def _add_start_content(conversation: Conversation, site: Site, req: StartRequest, actor: str,
+                       namespace: str) -> None:
+    """What a start carries besides the escalation: the child's message, an intake. A
+    conversation closed after hours takes no message (nothing goes to its helpline)."""
+    if (req.text or req.attachments) and conversation.is_open:
         _add_client_message(conversation, site, ClientMessage(req.message_id, req.text,
                                                               req.attachments))
     if req.intake is not None:
         from .cases import open_case
 
         open_case(site, req.intake, actor=actor, namespace=namespace, conversation=conversation)
-    return conversation, True
 
 
 # ---- opening hours ([hours], adapter.hours) --------------------------------------------
@@ -245,6 +239,22 @@ def after_hours_info(conversation: Conversation, site: Site, now: datetime | Non
     opening = site.hours.next_opening(now or clock_now())
     return {"next_opening": iso_utc(opening), "next_opening_local": iso_local(opening),
             "timezone": site.hours.timezone, "held": held}
+
+
+def _open_at_helpline(conversation: Conversation, site: Site, params: dict | None = None,
+                      ) -> None:
+    """The open delivery of a conversation (re)starting, as the site's hours allow: due
+    now; held for the opening (``outside = "hold"``); or none, the conversation closed
+    after hours (``outside = "close"``)."""
+    at_site = clock_now()
+    closed_now = site.hours is not None and not site.hours.is_open(at_site)
+    if closed_now and site.hours.outside == "close":
+        _close_after_hours(conversation, site, at_site)
+        return
+    opening = add_delivery(site=site.code, target=HELPLINE, action="open",
+                           conversation=conversation, params=params)
+    if closed_now:
+        _hold_after_hours(conversation, site, at_site, opening)
 
 
 def _hold_after_hours(conversation: Conversation, site: Site, now: datetime,
@@ -384,15 +394,7 @@ def reopen_from_chatbot(conversation: Conversation, actor: str) -> bool:
     conversation.still_waiting_at = None
     conversation.waiting_since = now
     _set_state(conversation, ConversationState.REQUESTED, actor, "reopen", **previous)
-    at_site = clock_now()
-    closed_now = site.hours is not None and not site.hours.is_open(at_site)
-    if closed_now and site.hours.outside == "close":  # as a start now would be
-        _close_after_hours(conversation, site, at_site)
-        return True
-    opening = add_delivery(site=site.code, target=HELPLINE, action="open",
-                           conversation=conversation, params={"reopened": True})
-    if closed_now:
-        _hold_after_hours(conversation, site, at_site, opening)
+    _open_at_helpline(conversation, site, {"reopened": True})  # after hours: as a start
     return True
 
 
