@@ -107,6 +107,12 @@ class Conversation(db.Model):
     # until the site opens; None once it opened (or never held). Its wait counts from then.
     held_since: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # A child who wrote again soon after a close (``[policies] reopen_within``): how many
+    # times, and when last. A helpline that cannot reopen a session gets a new
+    # conversation instead, linked to the one before it (``previous_id``).
+    reopen_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    reopened_at: Mapped[datetime | None]
+    previous_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.seq", lazy="select"

@@ -144,13 +144,15 @@ def find_message(conversation: Conversation, direction: str, reference: str) -> 
 
 def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str,
                        ) -> tuple[Conversation, bool]:
-    """Open a conversation (escalation) in ``namespace``. Returns it and whether it was new.
+    """Open a conversation (escalation) in ``namespace``. Returns it and whether it was new
+    (a return within the site's ``reopen_within`` counts as new: it is opened again).
 
     The chatbot's conversation id names a conversation of its own namespace: a repeat is
     the same conversation. An id this adapter issued (ours) is refused unless it is that
     very conversation's chatbot id: as a new conversation's id it would alias the one we
     gave it to. Without a conversation id, a contact's open conversation at the site is
-    the same conversation; otherwise a new id is made and returned.
+    the same conversation; otherwise a new id is made and returned. A conversation closed
+    less than ``reopen_within`` seconds ago is reopened (:func:`child_returns`).
     """
     contact_ref = req.contact_uuid or req.urn
     pseudonym = client_pseudonym(site.code, contact_ref, namespace)
@@ -161,8 +163,15 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
                            "this conversation_id is an id the adapter issued",
                            {"conversation_id": ["an id this adapter issued to a "
                                                 "conversation: send the chatbot's own"]})
+    elif contact_ref:
+        existing = open_conversation_for_contact(site.code, pseudonym) \
+            or recently_closed_for_contact(site, pseudonym)
     else:
-        existing = open_conversation_for_contact(site.code, pseudonym) if contact_ref else None
+        existing = None
+    if existing is not None and may_return(existing, site):
+        returned = child_returns(existing, site, actor)
+        _add_start_content(returned, site, req, actor, namespace)
+        return returned, True
     if existing is not None:
         return existing, False
 
@@ -314,6 +323,71 @@ def _drop_held_deliveries(conversation: Conversation) -> None:
                 last_error="not sent: closed while held after hours")
         .execution_options(synchronize_session=False))
 
+# ---- a child who comes back ----------------------------------------------------------
+
+#: Closes after which writing again is a new conversation, never a return.
+NOT_RETURNABLE = frozenset({"after_hours"})
+
+
+def may_return(conversation: Conversation, site: Site, now=None) -> bool:
+    """Closed less than the site's ``reopen_within`` seconds ago, by a close that a
+    return may undo: writing again reopens it instead of silently starting over."""
+    window = site.policies.reopen_within
+    if conversation.is_open or not window or conversation.closed_at is None:
+        return False
+    if conversation.closed_by in NOT_RETURNABLE:
+        return False
+    return ((now or utcnow()) - conversation.closed_at).total_seconds() < window
+
+
+def recently_closed_for_contact(site: Site, pseudonym: str) -> Conversation | None:
+    """The contact's newest conversation at ``site``, if it closed within the window."""
+    if not site.policies.reopen_within:
+        return None
+    newest = db.session.execute(
+        db.select(Conversation)
+        .where(Conversation.site == site.code, Conversation.client_pseudonym == pseudonym)
+        .order_by(Conversation.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    return newest if newest is not None and may_return(newest, site) else None
+
+
+def child_returns(conversation: Conversation, site: Site, actor: str) -> Conversation:
+    """The child wrote again soon after a close: the conversation is theirs again.
+
+    Where the site's helpline can reopen a session (its client ``supports`` "reopen"),
+    the same conversation opens again in the same helpline session, and the helpline is
+    told it is a return. Elsewhere a new conversation starts, linked to the closed one
+    (``previous_id``); it takes over the chatbot's conversation id, and the closed one
+    keeps ``<id>~<our id>``. Either way the counsellor is told it is a return.
+    """
+    from .delivery.helpline_calls import supports
+
+    if supports(state_of(), site, "reopen"):
+        _reopen(conversation, site, actor, "return")
+        return conversation
+    lock_for_change(conversation)
+    chatbot_id = conversation.external_id
+    conversation.external_id = f"{chatbot_id[:160]}~{conversation.id}"
+    db.session.flush()  # the chatbot's id is free before the new conversation takes it
+    now = utcnow()
+    follower = Conversation(
+        id=new_id(), namespace=conversation.namespace, external_id=chatbot_id,
+        site=conversation.site, dialect=conversation.dialect,
+        state=ConversationState.REQUESTED, client_pseudonym=conversation.client_pseudonym,
+        contact_uuid=conversation.contact_uuid, contact_urn=conversation.contact_urn,
+        risk=conversation.risk, location=conversation.location,
+        flow_uuid=conversation.flow_uuid, run_uuid=conversation.run_uuid,
+        chatbot_callback_url=conversation.chatbot_callback_url, opened_by=actor,
+        created_at=now, waiting_since=now, reopened_at=now,
+        reopen_count=conversation.reopen_count + 1, previous_id=conversation.id)
+    db.session.add(follower)
+    audit(actor, "return", conversation=follower, to_state=follower.state, site=site.code,
+          previous=conversation.id)
+    # after hours: as a start (held, or closed with no return: NOT_RETURNABLE)
+    _open_at_helpline(follower, site, {"previous_session_id": conversation.id})
+    return follower
+
 
 def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
     message = Message(
@@ -336,11 +410,18 @@ def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessa
     return message
 
 
+class ReturnNeedsTransaction(Exception):
+    """A message that reopens a closed conversation writes several rows: it cannot run
+    as a single statement (:func:`adapter.transactions.single_statement_writes`)."""
+
+
 def accept_client_message(conversation: Conversation, msg: ClientMessage,
                           looked_up: tuple[str | None, Message | None] | None = None,
-                          ) -> tuple[Message, bool]:
+                          *, may_reopen: bool = False) -> tuple[Message, bool]:
     """A client message, deduplicated on the sender's message id. ``looked_up`` is a
-    lookup already made (:func:`find_conversation_with_message`): the id and its result."""
+    lookup already made (:func:`find_conversation_with_message`): the id and its result.
+    With ``may_reopen``, a message to a conversation closed within the site's
+    ``reopen_within`` is a return (:func:`child_returns`): it reopens, and goes there."""
     if msg.message_id:
         if looked_up is not None and looked_up[0] == msg.message_id:
             existing = looked_up[1]
@@ -349,7 +430,12 @@ def accept_client_message(conversation: Conversation, msg: ClientMessage,
         if existing is not None and existing.sender_message_id == msg.message_id:
             return existing, False
     if not conversation.is_open:
-        raise ApiError(409, "conversation_closed", "the conversation is closed")
+        site = site_of(conversation)
+        if not (may_reopen and may_return(conversation, site)):
+            raise ApiError(409, "conversation_closed", "the conversation is closed")
+        if db.session.info.get("single_statement"):
+            raise ReturnNeedsTransaction()
+        conversation = child_returns(conversation, site, conversation.opened_by or "system")
     return _add_client_message(conversation, site_of(conversation), msg), True
 
 
@@ -373,6 +459,7 @@ def close_from_chatbot(conversation: Conversation, actor: str, reason: str | Non
     _close(conversation, closed_by="client", reason=reason or "resolved", actor=actor)
     if conversation.held_since is not None:  # never at the helpline: nothing to close there
         _drop_held_deliveries(conversation)
+        conversation.held_since = None
         return True
     add_delivery(site=site.code, target=HELPLINE, action="close", conversation=conversation,
                  params={"closed_by": "client"})
@@ -386,24 +473,34 @@ def reopen_from_chatbot(conversation: Conversation, actor: str) -> bool:
     lock_for_change(conversation)
     if conversation.is_open:
         return False
-    site = site_of(conversation)
+    _reopen(conversation, site_of(conversation), actor, "reopen")
+    return True
+
+
+def _reopen(conversation: Conversation, site: Site, actor: str, action: str) -> None:
+    """Open a closed conversation again in its own helpline session (the caller checked
+    it may be): hunting afresh, the helpline told it is a return."""
+    lock_for_change(conversation)
     now = utcnow()
     previous = {"closed_by": conversation.closed_by, "reason": conversation.close_reason}
     conversation.closed_by = conversation.close_reason = conversation.closed_at = None
     conversation.counsellor = conversation.assigned_at = conversation.no_counsellor_at = None
-    conversation.still_waiting_at = None
-    conversation.waiting_since = now
-    _set_state(conversation, ConversationState.REQUESTED, actor, "reopen", **previous)
+    conversation.still_waiting_at = conversation.held_since = None
+    conversation.waiting_since = conversation.reopened_at = now
+    conversation.reopen_count = (conversation.reopen_count or 0) + 1
+    _set_state(conversation, ConversationState.REQUESTED, actor, action, **previous)
     _open_at_helpline(conversation, site, {"reopened": True})  # after hours: as a start
-    return True
 
 
 def _close(conversation: Conversation, *, closed_by: str, reason: str, actor: str) -> None:
+    from .transcripts import queue_transcript
+
     conversation.closed_by = closed_by
     conversation.close_reason = reason
     conversation.closed_at = utcnow()
     _set_state(conversation, ConversationState.CLOSED, actor, "close",
                closed_by=closed_by, reason=reason)
+    queue_transcript(conversation, site_of(conversation))
 
 
 def acknowledge_from_chatbot(conversation: Conversation, message_ref: str, status: str,

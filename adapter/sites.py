@@ -121,6 +121,12 @@ class Policies:
     # Seconds between `still_waiting` events while a child waits for a counsellor
     # (0: never, the default): nobody waits in silence.
     still_waiting_every: int = 0
+    # Seconds after a close within which a child who writes again comes back to the same
+    # conversation (the counsellor sees a return) instead of starting over; 0: never.
+    reopen_within: int = 0
+    # Attach the conversation's transcript (pseudonyms, timestamps, attachment links) to
+    # its helpline case when it closes; opt-in, and never once retention purged the text.
+    transcript_to_case: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,8 @@ class _PolicySchema(Schema):
     retention_days = fields.Integer(load_default=30, validate=validate.Range(min=0))
     max_in_flight = fields.Integer(load_default=None, validate=validate.Range(min=1))
     still_waiting_every = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    reopen_within = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    transcript_to_case = fields.Boolean(load_default=False)
 
 
 class _RapidProSchema(Schema):

@@ -30,7 +30,9 @@ def conversation_view(kind: HelplineKind, site: Site, conversation: Conversation
         contact=contact_reference(conversation) if shared else None,
         state=conversation.state, risk=conversation.risk, location=conversation.location,
         counsellor=conversation.counsellor, created_at=conversation.created_at,
-        closed_at=conversation.closed_at, closed_by=conversation.closed_by)
+        closed_at=conversation.closed_at, closed_by=conversation.closed_by,
+        reopen_count=conversation.reopen_count or 0,
+        previous_session_id=conversation.previous_id)
 
 
 def message_view(message: Message) -> MessageView:

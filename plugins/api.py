@@ -34,6 +34,8 @@ from .types import (
     SendResult,
     SiteView,
     TokenLogin,
+    Transcript,
+    TranscriptLine,
 )
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "SendResult",
     "SiteView",
     "TokenLogin",
+    "Transcript",
+    "TranscriptLine",
     "attachment_list",
     "check_response",
     "hookimpl",

@@ -242,6 +242,17 @@ class ConversationView:
     created_at: datetime
     closed_at: datetime | None
     closed_by: str | None  # client | counsellor | timeout
+    #: The child came back after a close (``[policies] reopen_within``): how many times.
+    #: With "reopen" in the client's ``supports`` the same session opens again (``open``
+    #: is called once more, with this above 0); otherwise a new session starts, and
+    #: ``previous_session_id`` names the one it follows. Tell the counsellor either way.
+    reopen_count: int = 0
+    previous_session_id: str | None = None
+
+    @property
+    def returning(self) -> bool:
+        """This open is a return of a child whose conversation had closed."""
+        return self.reopen_count > 0
 
 
 @dataclass(frozen=True)
@@ -265,6 +276,38 @@ class CaseView:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class TranscriptLine:
+    at: datetime
+    role: str  # "child" | "counsellor"
+    sender: str | None  # a pseudonym, never a name
+    text: str | None
+    attachments: tuple[str, ...] = ()  # links, never fetched
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A closed conversation as the case should keep it: pseudonyms only, timestamps,
+    attachments as links. ``id`` is stable per close (a return closes again later):
+    send it so a helpline that can deduplicate does."""
+
+    id: str
+    session_id: str
+    closed_at: datetime | None
+    lines: tuple[TranscriptLine, ...]
+
+    def as_text(self) -> str:
+        """One line per message: ``[2026-12-04 19:02 UTC] child-3f2a: text`` (attachment
+        links on lines of their own), under a heading naming the session."""
+        out = [f"--- Chat transcript (session {self.session_id}) ---"]
+        for line in self.lines:
+            stamp = line.at.strftime("%Y-%m-%d %H:%M UTC")
+            who = line.sender or line.role
+            out.append(f"[{stamp}] {who}: {line.text or ''}".rstrip())
+            out += [f"    {link}" for link in line.attachments]
+        return "\n".join(out)
+
+
 class HelplineClient:
     """How the core talks to one site's helpline, for one delivery.
 
@@ -278,7 +321,9 @@ class HelplineClient:
     """
 
     #: Optional steps implemented: "acknowledge", "create_case", "check",
-    #: "refresh_credentials". The core never calls one that is not named here.
+    #: "refresh_credentials", "attach_transcript". The core never calls one that is not
+    #: named here. "reopen" names no step: it says the helpline can open a closed session
+    #: again (:attr:`ConversationView.reopen_count`).
     supports: frozenset[str] = frozenset()
 
     def __init__(self, site: SiteView, http: requests.Session) -> None:
@@ -307,6 +352,13 @@ class HelplineClient:
                     save_progress: Callable[[CaseProgress], None]) -> CaseProgress:
         """Create a case, calling ``save_progress`` after each step: a retry gets the
         saved progress, so no step runs twice. Return the final progress (``reference``)."""
+        raise NotImplementedError
+
+    def attach_transcript(self, case: CaseView, reference: str,
+                          transcript: Transcript) -> SendResult:
+        """Attach a closed conversation's transcript to the helpline case ``reference``
+        (the id ``create_case`` returned). May run more than once (retries): make it an
+        update that a repeat leaves as it was, or send ``transcript.id`` to deduplicate."""
         raise NotImplementedError
 
     def check(self) -> CheckResult:

@@ -37,7 +37,7 @@ from .held import SiteHeld
 log = logging.getLogger(__name__)
 
 REQUIRED = ("open", "send_message", "close")
-OPTIONAL = ("acknowledge", "create_case", "check")
+OPTIONAL = ("acknowledge", "create_case", "check", "attach_transcript")
 CREDENTIALS_REFUSED = (401, 403)
 #: How long a site problem (refused credentials) waits before a retry.
 SITE_PROBLEM_RETRY_SECONDS = 60.0

@@ -8,7 +8,7 @@ from flask import Flask
 
 from plugins.types import CaseProgress, DeliveryFailure, SendResult
 
-from .. import protocol
+from .. import protocol, transcripts
 from ..audit import audit
 from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message, utcnow
@@ -57,6 +57,18 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
         def call():
             return helpline_calls.call(state, site, "create_case", http, case=case_view_,
                                        progress=progress, save_progress=save_progress)
+
+        return call
+    if delivery.action == transcripts.ACTION:
+        case = db.session.get(Case, delivery.case_id)
+        if case is None:
+            raise DeliveryFailure("case not found", retryable=False)
+        transcript = transcripts.transcript_for(case, params)
+        arguments = {"case": case_view(kind, site, case), "reference": case.helpline_reference,
+                     "transcript": transcript}
+
+        def call():
+            return helpline_calls.call(state, site, "attach_transcript", http, **arguments)
 
         return call
     if delivery.action not in STEPS:

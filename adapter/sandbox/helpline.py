@@ -134,6 +134,7 @@ RECORD_KINDS = (
     "messages",
     "duplicates",
     *RESOURCE_COLUMNS,
+    "updates",
     "callbacks",
     "offers",
 )
@@ -233,6 +234,8 @@ def create_helpline_app(config: Mapping[str, Any] | None = None) -> Flask:
     _api_route(app, base + "msg/", "receive_message", _message_view(state))
     for resource in RESOURCE_COLUMNS:
         _api_route(app, f"{base}{resource}/", f"create_{resource}", _resource_view(state, resource))
+        _api_route(app, f"{base}{resource}/<row_id>/", f"update_{resource}",
+                   _update_view(state, resource))
     _add_counsellor_controls(app, state)
     return app
 
@@ -364,6 +367,30 @@ def _resource_view(state: HelplineState, resource: str) -> Callable[[], Any]:
         return jsonify({resource: shaped}), 201
 
     return create_resource
+
+
+def _update_view(state: HelplineState, resource: str) -> Callable[..., Any]:
+    def update_resource(row_id: str) -> Any:
+        """``POST <resource>/<id>``: update a row's columns (an update replaces them, so a
+        repeat changes nothing); 404 for an id never created, 400 for unknown columns."""
+        if not _bearer_ok(state):
+            return _token_refused(state)
+        body = json_object(force=True)
+        if body is None:
+            return _error(400, "expected a JSON object")
+        unknown = sorted(set(body) - set(RESOURCE_COLUMNS[resource]))
+        if unknown:
+            return _error(400, f"unknown {resource} columns: {', '.join(unknown)}")
+        rows = state.records.list(resource, {"id": row_id})
+        if not rows:
+            return _error(404, f"no {resource} row {row_id}")
+        state.records.amend(resource, rows[-1]["seq"], body={**rows[-1]["body"], **body})
+        state.records.add("updates", {"resource": resource, "id": row_id, "body": body})
+        row = [row_id, str(int(time.time())),
+               *({**rows[-1]["body"], **body}.get(col) for col in RESOURCE_COLUMNS[resource])]
+        return jsonify({resource: {row_id: row}}), 200
+
+    return update_resource
 
 
 def _add_counsellor_controls(app: Flask, state: HelplineState) -> None:

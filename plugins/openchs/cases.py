@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from plugins.http import json_body
-from plugins.types import CaseProgress, DeliveryFailure
+from plugins.types import CaseProgress, DeliveryFailure, SendResult
 
 from . import client
 from .wire import created_id
@@ -125,3 +125,18 @@ def create_case(site_code: str, helpline: Mapping[str, Any], case: Any, progress
             reference = new_id
         save_progress(CaseProgress(steps=dict(steps), reference=reference))
     return CaseProgress(steps=steps, reference=reference)
+
+
+def attach_transcript(site_code: str, helpline: Mapping[str, Any], case: Any, reference: str,
+                      transcript: Any, http: requests.Session) -> SendResult:
+    """``POST cases/<reference>`` (the reference's update) setting the case's narrative
+    to what the child told the chatbot followed by the transcript. The same body each
+    time: a retry, or a second close after a return, leaves the case as one would, never
+    a transcript twice (the helpline stores every ``msg/``, but an update replaces)."""
+    field = helpline["case"]["transcript_field"]
+    intake = case.intake or {}
+    before = (_first(intake, "narrative") or "") if field == "narrative" else ""
+    value = "\n\n".join(part for part in (before, transcript.as_text()) if part)
+    response = client.post(site_code, helpline, http, f"cases/{reference}", {field: value},
+                           "openchs case transcript")
+    return SendResult(status_code=response.status_code, reference=reference)

@@ -23,6 +23,10 @@ class CaseMappingSchema(Schema):
     gbv_related = fields.Integer(load_default=0, validate=validate.OneOf([0, 1]))
     #: Pseudonymous by default: the client's phone number only if the site opts in.
     share_phone = fields.Boolean(load_default=False)
+    #: Where a closed chat's transcript goes ([policies] transcript_to_case): the case's
+    #: ``narrative`` (after what the child told the chatbot) or its ``plan``.
+    transcript_field = fields.String(load_default="narrative",
+                                     validate=validate.OneOf(["narrative", "plan"]))
 
 
 class OpenCHSConfig(Schema):
@@ -38,6 +42,9 @@ class OpenCHSConfig(Schema):
     mime = fields.String(load_default="text/plain")
     address = fields.String(load_default="pseudonym", validate=validate.OneOf(ADDRESS_MODES))
     opening_notice = fields.String(load_default=None)
+    #: Told to the counsellor when a child comes back after a close ({previous}: the
+    #: earlier session's id, where the return is a new session).
+    return_notice = fields.String(load_default="[the child has come back to this conversation]")
     closing_notice = fields.String(load_default="[conversation closed by the client]")
     timeout_notice = fields.String(
         load_default="[conversation closed: no counsellor answered in time]")

@@ -14,6 +14,7 @@ from plugins.api import (
     HelplineKind,
     MessageView,
     SendResult,
+    Transcript,
 )
 
 from . import cases, client, wire
@@ -25,7 +26,8 @@ class OpenCHSClient(HelplineClient):
     """Every call is a ``msg/`` post (OpenCHS has no open or close call: the first
     message starts the chat, and a close is a notice the counsellor reads)."""
 
-    supports = frozenset({"create_case", "check", "refresh_credentials"})
+    supports = frozenset({"create_case", "check", "refresh_credentials", "reopen",
+                          "attach_transcript"})
 
     def _post(self, conversation: ConversationView, *, message_id: str, text: str,
               when) -> SendResult:
@@ -37,6 +39,14 @@ class OpenCHSClient(HelplineClient):
         return SendResult(status_code=response.status_code)
 
     def open(self, conversation: ConversationView) -> SendResult:
+        """The opening notice, if the site has one; a return always tells the counsellor
+        (the same session's ``src_callid`` again: OpenCHS shows it in the same chat)."""
+        if conversation.returning:
+            notice = self.config["return_notice"]
+            if conversation.previous_session_id:
+                notice += f" (earlier session {conversation.previous_session_id})"
+            return self._post(conversation, text=notice, when=None,
+                              message_id=f"{conversation.id}/return/{conversation.reopen_count}")
         notice = self.config.get("opening_notice")
         if not notice:
             return SendResult()
@@ -60,6 +70,11 @@ class OpenCHSClient(HelplineClient):
                     save_progress: Callable[[CaseProgress], None]) -> CaseProgress:
         return cases.create_case(self.site.code, self.config, case, progress, save_progress,
                                  self.http)
+
+    def attach_transcript(self, case: CaseView, reference: str,
+                          transcript: Transcript) -> SendResult:
+        return cases.attach_transcript(self.site.code, self.config, case, reference,
+                                       transcript, self.http)
 
     def check(self) -> CheckResult:
         """Log in afresh (never from the cache): proves reachability and the credentials."""

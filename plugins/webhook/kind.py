@@ -16,6 +16,7 @@ from plugins.api import (
     HelplineKind,
     MessageView,
     SendResult,
+    Transcript,
     check_response,
     json_body,
 )
@@ -29,7 +30,8 @@ class WebhookClient(HelplineClient):
     """Every step is one signed POST. Its ``webhook-id`` is stable per step and record,
     so a helpline that deduplicates by it (as Standard Webhooks asks) sees a retry once."""
 
-    supports = frozenset({"acknowledge", "create_case", "check"})
+    supports = frozenset({"acknowledge", "create_case", "check", "reopen",
+                          "attach_transcript"})
 
     def _send(self, webhook_id: str, payload: dict[str, Any], what: str) -> SendResult:
         body = signing.encode(payload)
@@ -45,8 +47,12 @@ class WebhookClient(HelplineClient):
                           delivered=bool(answer.get("delivered")))
 
     def open(self, conversation: ConversationView) -> SendResult:
-        return self._send(f"open_{conversation.id}",
-                          wire.opened(self.site.code, conversation), "webhook open")
+        # A return opens the same session again: a webhook id of its own, or a helpline
+        # deduplicating by it would drop the return as a repeat of the first open.
+        webhook_id = f"open_{conversation.id}" + (
+            f"_r{conversation.reopen_count}" if conversation.returning else "")
+        return self._send(webhook_id, wire.opened(self.site.code, conversation),
+                          "webhook open")
 
     def send_message(self, conversation: ConversationView, message: MessageView) -> SendResult:
         return self._send(f"msg_{message.id}", wire.message(conversation, message),
@@ -70,6 +76,13 @@ class WebhookClient(HelplineClient):
         result = self._send(f"case_{case.id}", wire.case_opened(self.site.code, case),
                             "webhook case")
         return CaseProgress(steps={"case": result.reference or ""}, reference=result.reference)
+
+    def attach_transcript(self, case: CaseView, reference: str,
+                          transcript: Transcript) -> SendResult:
+        """``case.transcript``, its webhook id the transcript's (stable per close)."""
+        return self._send(f"transcript_{transcript.id}",
+                          wire.case_transcript(case, reference, transcript),
+                          "webhook transcript")
 
     def check(self) -> CheckResult:
         """A signed ``ping``: a 2xx says the helpline is up and accepts our signature."""

@@ -45,7 +45,23 @@ def opened(site_code: str, conversation: Any) -> dict:
         "site": site_code,
         "risk": conversation.risk,
         "location": conversation.location,
+        "returning": conversation.returning,
+        "reopen_count": conversation.reopen_count,
+        "previous_session_id": conversation.previous_session_id,
     }, conversation.created_at)
+
+
+def case_transcript(case: Any, reference: str, transcript: Any) -> dict:
+    """A closed conversation's transcript for the helpline's case ``reference``."""
+    return envelope("case.transcript", {
+        "case_id": case.id,
+        "reference": reference,
+        "session_id": transcript.session_id,
+        "transcript_id": transcript.id,
+        "messages": [{"at": _iso(line.at), "role": line.role, "from": line.sender,
+                      "text": line.text or "", "attachments": list(line.attachments)}
+                     for line in transcript.lines],
+    }, transcript.closed_at)
 
 
 def message(conversation: Any, msg: Any) -> dict:

@@ -29,7 +29,8 @@ class LoopbackClient(HelplineClient):
         return SendResult(status_code=response.status_code)
 
     def open(self, conversation):
-        return self._post({"action": "open", "session_id": conversation.id})
+        return self._post({"action": "open", "session_id": conversation.id,
+                           "previous_session_id": conversation.previous_session_id})
 
     def send_message(self, conversation, message):
         return self._post({"action": "message", "session_id": conversation.id,

@@ -40,9 +40,29 @@ class EmbeddedRedis:
 def redis_url(base: Path) -> tuple[str, object | None]:
     url = _env("TEST_REDIS_URL", "REDIS_URL", "ADAPTER_REDIS_URL")
     if url:
-        return url, None
+        return worker_database(url), None
     server = EmbeddedRedis(base)
     return server.url, server
+
+
+def worker_database(url: str) -> str:
+    """Under pytest-xdist, a Redis database of each worker's own on a shared server.
+
+    Worker ``gwN`` takes database ``N + 1`` (``redis://host:6379/N+1``): one worker's
+    queues, rate limits and counters never meet another's. An embedded server is one per
+    worker already; a URL's own database number is the base it counts from.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    number = base + int(worker[2:]) + 1
+    if number > 15:
+        raise RuntimeError(f"{worker}: Redis has databases 0-15; run fewer workers (-n)")
+    return urlunsplit(parts._replace(path=f"/{number}"))
 
 
 def postgres_server_url(base: Path) -> tuple[str, object | None]:

@@ -154,14 +154,20 @@ class ClientMessages(MethodView):
                 raise ApiError(400, "invalid_request", "a message needs text or attachments",
                                {"text": ["Missing data for required field."]})
             message, created = protocol.accept_client_message(
-                conversation, msg, looked_up=(guess.message_id, earlier))
+                conversation, msg, looked_up=(guess.message_id, earlier), may_reopen=True)
             out = _dump(MessageAcceptedSchema, message)
-            out["conversation_id"] = conversation.external_id
+            # A return may have moved the chatbot's id to a new conversation.
+            out["conversation_id"] = db.session.get(Conversation,
+                                                    message.conversation_id).external_id
             return (202 if created else 200), out
 
         if idempotency_key():
             return respond(operation)
-        with single_statement_writes():
+        try:
+            with single_statement_writes():
+                return respond(operation)
+        except protocol.ReturnNeedsTransaction:
+            db.session.rollback()  # nothing was written: the return runs in a transaction
             return respond(operation)
 
 

@@ -126,6 +126,13 @@ class ConversationOutSchema(Schema):
     assigned_at = fields.DateTime(allow_none=True)
     closed_at = fields.DateTime(allow_none=True)
     no_counsellor_at = fields.DateTime(allow_none=True)
+    reopen_count = fields.Integer(metadata={
+        "description": "How many times the child came back after a close, within the "
+                       "site's `reopen_within` (docs/conversation.md)"})
+    reopened_at = fields.DateTime(allow_none=True)
+    previous_id = fields.String(allow_none=True, metadata={
+        "description": "The conversation this one follows (our id), where the helpline "
+                       "could not reopen the earlier one"})
     case_id = fields.String(dump_only=True, metadata={
         "description": "Start only: the case opened with the conversation, if any"})
     site_problem = fields.String(dump_only=True, metadata={

@@ -6,7 +6,7 @@ conversation goes to the helpline; while it is set, its wait is not counted
 (``assignment_timeout``, ``still_waiting`` count from the opening).
 
 Revision ID: b7e1c4d9a2f3
-Revises: 9e4b7c2d1f60
+Revises: b7c8d9e0f1a2
 Create Date: 2026-12-04 19:20:00
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'b7e1c4d9a2f3'
-down_revision = '9e4b7c2d1f60'
+down_revision = 'b7c8d9e0f1a2'
 branch_labels = None
 depends_on = None
 
