@@ -112,3 +112,27 @@ def test_a_reopen_at_night_is_held_too(world):
     assert len(helpline.received) == before  # the reopen's open waits for Monday
     assert mailroom.client.records("messages")[-1]["text"].startswith("Closed now. Back on "
                                                                       "Monday")
+
+
+def test_a_ticket_closed_while_held_then_reopened_by_day_is_an_ordinary_conversation(world):
+    app, mailroom, helpline, clock = world
+    opened = platform(mailroom, "tickets/open", {
+        "contact": {"urns": ["whatsapp:447700900458"]}, "body": "help"})
+    ticket, external_id = opened["ticket_uuid"], opened["external_id"]
+    deliver(app)
+    platform(mailroom, f"tickets/{ticket}/close")  # the child gave up in the night
+    deliver(app)
+    assert helpline.received == []
+
+    clock.at = utc(2026, 3, 30, 9, 0)  # Monday 10:00 BST: open
+    deliver(app)
+    assert helpline.received == []  # what waited for the opening was dropped at the close
+    again = platform(mailroom, f"tickets/{ticket}/reopen")
+    assert (again.get("calls") or [{}])[-1].get("status") == 200, again
+    deliver(app)
+    with app.app_context():
+        row = db.session.get(Conversation, external_id)
+        assert (row.state, row.held_since) == ("waiting", None)
+    platform(mailroom, f"tickets/{ticket}/close")
+    deliver(app)
+    assert [call["json"]["action"] for call in helpline.received] == ["open", "close"]
