@@ -238,6 +238,88 @@ def play_weni(stack: LocalStack, timeline: Timeline, timeout: float) -> bool:
     return done
 
 
+#: The demo site's hours for ``--after-hours``: open every day 08:00-17:00 in Nairobi,
+#: but closed today (a holiday), so an escalation now is after hours, whatever the time.
+AFTER_HOURS_ZONE = "Africa/Nairobi"
+
+
+def after_hours_table(outside: str = "hold") -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo(AFTER_HOURS_ZONE)).date().isoformat()
+    days = "\n".join(f'{day} = ["08:00-17:00"]' for day in (
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+    return (f'timezone = "{AFTER_HOURS_ZONE}"\noutside = "{outside}"\n{days}\n'
+            f'closed = ["{today}"]')
+
+
+def play_after_hours(stack: LocalStack, timeline: Timeline, timeout: float) -> bool:
+    """A child escalates while the helpline is closed: the start is accepted, the
+    chatbot hears ``after_hours`` with the next opening at once, and nothing reaches the
+    helpline. Then the site's schedule changes (today's closure lifted, the worker
+    restarted with the new file): the held conversation opens, its messages in order."""
+    from .sandbox.stack import write_demo_site
+
+    http = stack.session()
+    helpline, rapidpro = stack.helpline.client, stack.rapidpro.client
+    body = {"contact": {"uuid": CONTACT, "urn": "tel:+254700000000"},
+            "results": {"location": {"value": "Nairobi", "category": "Nairobi"},
+                        "message": {"value": CLIENT_MESSAGES[0], "category": "All"}}}
+    started = http.post(f"{stack.url}/v1/conversations", json=body, timeout=10)
+    conversation = started.json()
+    cid, session = conversation["conversation_id"], conversation["id"]
+    after = conversation.get("after_hours") or {}
+    timeline.line(f"chatbot   → adapter   start            {started.status_code}  "
+                  f"conversation={cid} state={conversation['state']} "
+                  f"after_hours: held={after.get('held')} "
+                  f"next_opening={after.get('next_opening_local')}"
+                  f"{timeline.text(CLIENT_MESSAGES[0])}")
+    reply = http.post(f"{stack.url}/v1/conversations/{cid}/messages", timeout=10,
+                      json={"message_id": f"{cid}-2", "text": CLIENT_MESSAGES[1]})
+    timeline.line(f"chatbot   → adapter   client message   {reply.status_code}  "
+                  f"message={reply.json()['message_id']}{timeline.text(CLIENT_MESSAGES[1])}")
+
+    def heard() -> list[dict]:
+        return [(s["body"].get("params") or {}) for s in rapidpro.records("flow_starts")
+                if (s["body"].get("params") or {}).get("event") == "after_hours"]
+
+    if not _wait(lambda: heard(), timeout, lambda: None):
+        return False
+    event = heard()[0]
+    timeline.line(f"adapter   → RapidPro  flow_starts      event=after_hours held={event['held']}"
+                  f" next_opening={event['next_opening']} "
+                  f"({event['next_opening_local']} {event['timezone']})")
+    _wait(lambda: False, 2.0, lambda: None)  # a few relay sweeps: still nothing sent
+    arrived = helpline.records("messages", session_id=session)
+    timeline.line(f"helpline            messages         {len(arrived)} "
+                  f"(held until the opening)")
+    if arrived:
+        return False
+
+    write_demo_site(stack.workdir / "countries", stack.helpline.api_url, stack.rapidpro.url)
+    for process in [p for p in stack.processes if p.name == "worker"]:
+        process.close()
+        stack.processes.remove(process)
+    stack.start_worker()
+    timeline.line("operator            site schedule    today's closure lifted; worker "
+                  "restarted")
+
+    def opened() -> bool:
+        return len(helpline.records("messages", session_id=session)) >= 2
+
+    if not _wait(opened, timeout, lambda: None):
+        return False
+    for message in sorted(helpline.records("messages", session_id=session),
+                          key=lambda m: m["session_seq"]):
+        timeline.line(f"adapter   → helpline  message          #{message['session_seq']}  "
+                      f"message={message['message_id']}{timeline.text(message['message'])}")
+    final = http.get(f"{stack.url}/v1/conversations/{cid}", timeout=10).json()
+    timeline.line(f"done: conversation {cid} {final['state']} (opened after hours, "
+                  f"its messages in order)")
+    return final["state"] in ("waiting", "active")
+
+
 DIALECT_CHOICES = ("rapidpro", "weni-ticketer")
 
 
@@ -248,7 +330,10 @@ DIALECT_CHOICES = ("rapidpro", "weni-ticketer")
               show_default=True,
               help="How the chatbot talks: RapidPro webhooks, or Weni's generic ticketer "
                    "(the sandbox mailroom plays the platform).")
-def demo(show_text: bool, timeout: float, dialect: str) -> None:
+@click.option("--after-hours", is_flag=True,
+              help="Escalate while the site is closed ([hours]): the after_hours event, "
+                   "the conversation held, then opened when the schedule changes.")
+def demo(show_text: bool, timeout: float, dialect: str, after_hours: bool) -> None:
     """Play a whole conversation against the sandbox helpline and RapidPro (or mailroom).
 
     Starts everything on free local ports (embedded Redis unless REDIS_URL is set,
@@ -259,11 +344,15 @@ def demo(show_text: bool, timeout: float, dialect: str) -> None:
     weni = dialect == "weni-ticketer"
     click.echo("starting: embedded Redis, sandbox helpline and RapidPro"
                + (", sandbox mailroom" if weni else "") + ", gunicorn, worker ...")
+    if after_hours and weni:
+        raise click.UsageError("--after-hours plays the rapidpro dialect")
     stack = LocalStack(redis_url=os.environ.get("REDIS_URL"), mailroom=weni,
                        mailroom_args=("--retry-backoff", "0.5"),
-                       settings={"RETRY_SCHEDULE": [0.5, 1, 2, 5], "SWEEP_INTERVAL_SECONDS": 0.5})
+                       settings={"RETRY_SCHEDULE": [0.5, 1, 2, 5], "SWEEP_INTERVAL_SECONDS": 0.5},
+                       hours=after_hours_table() if after_hours else "")
     with stack:
         click.echo(f"adapter at {stack.url} (docs: {stack.url}/docs)\n")
-        ok = (play_weni if weni else play)(stack, Timeline(show_text), timeout)
+        play_it = play_after_hours if after_hours else (play_weni if weni else play)
+        ok = play_it(stack, Timeline(show_text), timeout)
     if not ok:
         raise click.ClickException("the conversation did not finish in time")

@@ -67,6 +67,11 @@ class MessageStatus:
     }
 
 
+#: The predicate of the held-conversations partial index (SQL text: the migration says
+#: the same).
+_HELD = text("held_since IS NOT NULL")
+
+
 class Conversation(db.Model):
     __tablename__ = "conversations"
 
@@ -100,6 +105,9 @@ class Conversation(db.Model):
     assigned_at: Mapped[datetime | None]
     no_counsellor_at: Mapped[datetime | None]
     still_waiting_at: Mapped[datetime | None]  # the last `still_waiting` event
+    # Started while its site was closed ([hours] outside = "hold"): kept from the helpline
+    # until the site opens; None once it opened (or never held). Its wait counts from then.
+    held_since: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     # A child who wrote again soon after a close (``[policies] reopen_within``): how many
     # times, and when last. A helpline that cannot reopen a session gets a new
@@ -116,6 +124,8 @@ class Conversation(db.Model):
         UniqueConstraint("namespace", "external_id"),
         Index("ix_conversations_site_client", "site", "client_pseudonym"),
         Index("ix_conversations_state_waiting", "state", "waiting_since"),
+        # The relay looks for held conversations on every sweep: only they are indexed.
+        Index("ix_conversations_held", "site", postgresql_where=_HELD, sqlite_where=_HELD),
     )
 
     @property

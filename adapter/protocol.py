@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -16,9 +17,12 @@ from . import access
 from .audit import audit
 from .errors import ApiError
 from .extensions import db
+from .hours import iso_local, iso_utc
 from .models import (
     Conversation,
     ConversationState,
+    Delivery,
+    DeliveryStatus,
     Direction,
     Message,
     MessageStatus,
@@ -28,7 +32,7 @@ from .models import (
 from .outbox import HELPLINE, add_chatbot_event, add_delivery, insert_with_delivery, new_delivery
 from .pseudonyms import client_pseudonym
 from .sites import Site
-from .state import state_of
+from .state import clock_now, state_of
 
 log = logging.getLogger(__name__)
 
@@ -200,15 +204,16 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
     db.session.add(conversation)
     audit(actor, "start", conversation=conversation, to_state=conversation.state,
           site=site.code)
-    add_delivery(site=site.code, target=HELPLINE, action="open", conversation=conversation)
+    _open_at_helpline(conversation, site)
     _add_start_content(conversation, site, req, actor, namespace)
     return conversation, True
 
 
 def _add_start_content(conversation: Conversation, site: Site, req: StartRequest, actor: str,
                        namespace: str) -> None:
-    """What a start carries besides the escalation: the child's message, an intake."""
-    if req.text or req.attachments:
+    """What a start carries besides the escalation: the child's message, an intake. A
+    conversation closed after hours takes no message (nothing goes to its helpline)."""
+    if (req.text or req.attachments) and conversation.is_open:
         _add_client_message(conversation, site, ClientMessage(req.message_id, req.text,
                                                               req.attachments))
     if req.intake is not None:
@@ -216,6 +221,111 @@ def _add_start_content(conversation: Conversation, site: Site, req: StartRequest
 
         open_case(site, req.intake, actor=actor, namespace=namespace, conversation=conversation)
 
+
+# ---- opening hours ([hours], adapter.hours) --------------------------------------------
+
+#: The ``closed_by`` of a conversation closed because its site was closed at its start.
+CLOSED_AFTER_HOURS = "after_hours"
+#: How long a held conversation's open waits when no opening is ahead at all: the relay
+#: looks again at every sweep, against the schedule in force then.
+NO_OPENING_RECHECK = timedelta(hours=1)
+
+
+def held_due(site: Site, now: datetime) -> datetime:
+    """When a held conversation's helpline open is next due (naive UTC, as ``due_at``):
+    the site's next opening as the schedule now says, as a distance from the real time
+    (so a test's clock and the database's clock agree on what is due)."""
+    if site.hours is None:  # [hours] removed: always open
+        return utcnow()
+    opening = site.hours.next_opening(now)
+    ahead = (opening - now) if opening is not None else NO_OPENING_RECHECK
+    return utcnow() + max(ahead, timedelta(0))
+
+
+def after_hours_info(conversation: Conversation, site: Site, now: datetime | None = None,
+                     ) -> dict | None:
+    """What a start's answer and the ``after_hours`` event say of the next opening, for a
+    conversation held or closed after hours; None for any other."""
+    held = conversation.held_since is not None and conversation.is_open
+    if site.hours is None or not (held or conversation.closed_by == CLOSED_AFTER_HOURS):
+        return None
+    opening = site.hours.next_opening(now or clock_now())
+    return {"next_opening": iso_utc(opening), "next_opening_local": iso_local(opening),
+            "timezone": site.hours.timezone, "held": held}
+
+
+def _open_at_helpline(conversation: Conversation, site: Site, params: dict | None = None,
+                      ) -> None:
+    """The open delivery of a conversation (re)starting, as the site's hours allow: due
+    now; held for the opening (``outside = "hold"``); or none, the conversation closed
+    after hours (``outside = "close"``)."""
+    at_site = clock_now()
+    closed_now = site.hours is not None and not site.hours.is_open(at_site)
+    if closed_now and site.hours.outside == "close":
+        _close_after_hours(conversation, site, at_site)
+        return
+    opening = add_delivery(site=site.code, target=HELPLINE, action="open",
+                           conversation=conversation, params=params)
+    if closed_now:
+        _hold_after_hours(conversation, site, at_site, opening)
+
+
+def _hold_after_hours(conversation: Conversation, site: Site, now: datetime,
+                      opening: Delivery) -> None:
+    """Closed now, ``outside = "hold"``: kept ``requested``; its open (and so everything
+    behind it in its lane) is due at the opening. The worker decides again when it comes
+    to it, and the relay moves it earlier if the schedule does (adapter.delivery.opening)."""
+    conversation.held_since = utcnow()
+    opening.due_at = held_due(site, now)
+    audit("system", "held_after_hours", conversation=conversation, site=site.code)
+    add_chatbot_event(site, conversation, "after_hours",
+                      {**_event_params(conversation), **after_hours_info(conversation, site, now)})
+
+
+def _close_after_hours(conversation: Conversation, site: Site, now: datetime) -> None:
+    """Closed now, ``outside = "close"``: closed at once, nothing to the helpline."""
+    _close(conversation, closed_by=CLOSED_AFTER_HOURS, reason="outside_hours", actor="system")
+    add_chatbot_event(site, conversation, "after_hours",
+                      {**_event_params(conversation), **after_hours_info(conversation, site, now)})
+
+
+def opened_after_hours(conversation: Conversation) -> bool:
+    """The site is open: a held conversation goes to the helpline now, and its wait
+    (``assignment_timeout``, ``still_waiting``) counts from now, not from the night.
+    False if it was closed meanwhile (it must then never reach the helpline)."""
+    if conversation.held_since is None:
+        return conversation.is_open
+    now = utcnow()
+    won = db.session.execute(
+        db.update(Conversation)
+        .where(Conversation.id == conversation.id, Conversation.held_since.is_not(None),
+               Conversation.state == ConversationState.REQUESTED)
+        .values(held_since=None, waiting_since=now, still_waiting_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not won:
+        db.session.refresh(conversation)
+        return conversation.is_open and conversation.held_since is None
+    for column, value in (("held_since", None), ("waiting_since", now),
+                          ("still_waiting_at", None)):
+        set_committed_value(conversation, column, value)
+    audit("system", "opened_after_hours", conversation=conversation, site=conversation.site)
+    log.info("conversation.opened_after_hours",
+             extra={"conversation_id": conversation.id, "site": conversation.site})
+    return True
+
+
+def _drop_held_deliveries(conversation: Conversation) -> None:
+    """A held conversation closed before its site opened: what waited for the opening
+    (its open, the child's messages) is never sent; kept as done, with the reason."""
+    db.session.flush()
+    db.session.execute(
+        db.update(Delivery)
+        .where(Delivery.conversation_id == conversation.id, Delivery.target == HELPLINE,
+               Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)))
+        .values(status=DeliveryStatus.DONE, done_at=utcnow(),
+                last_error="not sent: closed while held after hours")
+        .execution_options(synchronize_session=False))
 
 # ---- a child who comes back ----------------------------------------------------------
 
@@ -279,8 +389,8 @@ def child_returns(conversation: Conversation, site: Site, actor: str) -> Convers
     db.session.add(follower)
     audit(actor, "return", conversation=follower, to_state=follower.state, site=site.code,
           previous=conversation.id)
-    add_delivery(site=site.code, target=HELPLINE, action="open", conversation=follower,
-                 params={"previous_session_id": conversation.id})
+    # after hours: as a start (held, or closed with no return: NOT_RETURNABLE)
+    _open_at_helpline(follower, site, {"previous_session_id": conversation.id})
     return follower
 
 
@@ -352,6 +462,10 @@ def close_from_chatbot(conversation: Conversation, actor: str, reason: str | Non
         return False
     site = site_of(conversation)
     _close(conversation, closed_by="client", reason=reason or "resolved", actor=actor)
+    if conversation.held_since is not None:  # never at the helpline: nothing to close there
+        _drop_held_deliveries(conversation)
+        conversation.held_since = None
+        return True
     add_delivery(site=site.code, target=HELPLINE, action="close", conversation=conversation,
                  params={"closed_by": "client"})
     return True
@@ -376,12 +490,11 @@ def _reopen(conversation: Conversation, site: Site, actor: str, action: str) -> 
     previous = {"closed_by": conversation.closed_by, "reason": conversation.close_reason}
     conversation.closed_by = conversation.close_reason = conversation.closed_at = None
     conversation.counsellor = conversation.assigned_at = conversation.no_counsellor_at = None
-    conversation.still_waiting_at = None
+    conversation.still_waiting_at = conversation.held_since = None
     conversation.waiting_since = conversation.reopened_at = now
     conversation.reopen_count = (conversation.reopen_count or 0) + 1
     _set_state(conversation, ConversationState.REQUESTED, actor, action, **previous)
-    add_delivery(site=site.code, target=HELPLINE, action="open", conversation=conversation,
-                 params={"reopened": True})
+    _open_at_helpline(conversation, site, {"reopened": True})  # after hours: as a start
 
 
 def _close(conversation: Conversation, *, closed_by: str, reason: str, actor: str) -> None:

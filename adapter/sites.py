@@ -14,6 +14,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from .hours import OPENING_PLACEHOLDERS, Hours, HoursError, parse_hours
+
 log = logging.getLogger(__name__)
 
 ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
@@ -26,6 +28,7 @@ CHATBOT_EVENTS = (
     "still_waiting",
     "case_created",
     "case_failed",
+    "after_hours",
 )
 #: The child-facing texts a site may give per language (``[texts.<language>]``): one per
 #: event the child hears about. ``after_hours`` is the opening-hours event's.
@@ -34,7 +37,7 @@ TEXT_KEYS = ("assigned", "no_counsellor", "still_waiting", "closed", "after_hour
 LANGUAGE_CODE = re.compile(r"^[a-z]{3}$")
 #: [chatbot.weni] keys that stand for the default language's texts (before [texts] existed).
 WENI_TEXT_KEYS = {"assigned": "assigned_text", "no_counsellor": "no_counsellor_text",
-                  "still_waiting": "still_waiting_text"}
+                  "still_waiting": "still_waiting_text", "after_hours": "after_hours_text"}
 
 
 class SiteConfigError(ValueError):
@@ -89,6 +92,30 @@ class WeniSettings:
     #: Told at each ``still_waiting`` event ([policies] still_waiting_every); "": not sent.
     still_waiting_text: str = ("You are still in the queue: a counsellor will be with you "
                                "as soon as one is free.")
+    #: Told when a child escalates while the site is closed ([hours]); its placeholders
+    #: (AFTER_HOURS_PLACEHOLDERS) give the next opening in the site's wall time. "": not
+    #: sent. With no opening ahead at all, ``no_counsellor_text`` is told instead.
+    after_hours_text: str = ("The helpline is closed now. It opens again on {weekday} at "
+                             "{time} ({timezone}). If you are in danger, call 116.")
+
+
+#: What ``after_hours_text`` may name: the next opening, in the site's wall time.
+AFTER_HOURS_PLACEHOLDERS = OPENING_PLACEHOLDERS
+
+
+def _after_hours_placeholders(text: str) -> None:
+    """A text whose placeholders the event can fill, else refused at load (never a
+    KeyError at the moment a child needs the message)."""
+    import string
+
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        raise ValidationError(f"not a valid text template: {exc}") from exc
+    unknown = [name for name in names if name not in AFTER_HOURS_PLACEHOLDERS]
+    if unknown:
+        raise ValidationError(f"unknown placeholder {{{unknown[0]}}} (known: "
+                              + ", ".join("{" + n + "}" for n in AFTER_HOURS_PLACEHOLDERS) + ")")
 
 
 @dataclass(frozen=True)
@@ -168,6 +195,8 @@ class Site:
     ca_bundle: str | None = None  # the helpline's private CA (PEM); never "verify off"
     weni: WeniSettings | None = None  # [chatbot.weni]
     texts: Texts = field(default_factory=Texts)  # [texts]
+    #: [hours]: when a counsellor can be reached; None: always (no table, today's way).
+    hours: Hours | None = None
 
     def verify_for(self, target: str) -> str | bool:
         """What TLS verification of calls to ``target`` trusts: the site's CA bundle for
@@ -242,6 +271,9 @@ class _WeniSchema(Schema):
                                        validate=validate.Length(max=1000))
     still_waiting_text = fields.String(load_default=WeniSettings.still_waiting_text,
                                        validate=validate.Length(max=1000))
+    after_hours_text = fields.String(
+        load_default=WeniSettings.after_hours_text,
+        validate=[validate.Length(max=1000), _after_hours_placeholders])
 
 
 class _ChatbotSchema(Schema):
@@ -263,6 +295,7 @@ class _SiteSchema(Schema):
     intake = fields.Dict(load_default=dict)
     # Language tables have the languages' codes as keys: checked by _load_texts.
     texts = fields.Dict(load_default=dict)
+    hours = fields.Dict(load_default=None)  # read by adapter.hours.parse_hours
     helpline = fields.Dict(required=True)
     # TLS for a helpline behind a private CA: a PEM file of the CA's certificates.
     # Verification itself cannot be turned off.
@@ -341,6 +374,10 @@ def load_site_file(
     if weni is not None and not weni["webhook_secret"] and not any(
             m.startswith("chatbot.weni.webhook_secret") for m in missing):
         raise SiteConfigError(f"{path}: chatbot.weni.webhook_secret: required (as ${{ENV}})")
+    try:
+        hours = parse_hours(data["hours"]) if data["hours"] is not None else None
+    except HoursError as exc:
+        raise SiteConfigError(f"{path}: {exc}") from exc
     return Site(
         code=data["code"],
         name=data["name"],
@@ -363,8 +400,10 @@ def load_site_file(
             webhook_secret=weni["webhook_secret"] or None, reopen=weni["reopen"],
             assigned_text=weni["assigned_text"],
             no_counsellor_text=weni["no_counsellor_text"],
-            still_waiting_text=weni["still_waiting_text"]) if weni is not None else None,
+            still_waiting_text=weni["still_waiting_text"],
+            after_hours_text=weni["after_hours_text"]) if weni is not None else None,
         texts=_load_texts(path, data["texts"], weni),
+        hours=hours,
     )
 
 
@@ -398,6 +437,11 @@ def _load_texts(path: Path, raw: Mapping[str, Any], weni: Mapping[str, Any] | No
                 raise fail(f"{language}.{key}", f"unknown text (known: {', '.join(TEXT_KEYS)})")
             if not isinstance(text, str) or not text.strip() or len(text) > 1000:
                 raise fail(f"{language}.{key}", "a text of 1 to 1000 characters")
+            if key == "after_hours":
+                try:
+                    _after_hours_placeholders(text)
+                except ValidationError as exc:
+                    raise fail(f"{language}.{key}", " ".join(exc.messages)) from exc
         tables[language] = dict(table)
     if weni is not None:
         own = tables.setdefault(default, {})

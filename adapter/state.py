@@ -33,9 +33,22 @@ class AdapterState:
     #: as ``[(event, params), ...]``, or None for the default (RapidPro) rule. Set from
     #: the dialect registry, so the outbox never names a dialect.
     chatbot_events: Any = None
+    #: Now (an aware datetime) as opening hours see it (:func:`clock_now`); None: the real
+    #: time. Set by tests to stand on either side of an opening; nothing else sets it.
+    clock: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def state_of(app: Flask | None = None) -> AdapterState:
     """The state of ``app``, or of the current app."""
     return (app or current_app).extensions[EXTENSION]
+
+
+def clock_now(app: Flask | None = None):
+    """Now (aware, UTC) as opening hours see it: the app's ``AdapterState.clock`` (a
+    callable giving an aware datetime) when set, the real time otherwise. The protocol,
+    the worker and the relay all ask here, so a test moves one clock for them all."""
+    from datetime import UTC, datetime
+
+    clock = state_of(app).clock
+    return clock() if clock is not None else datetime.now(UTC)

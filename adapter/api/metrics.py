@@ -304,6 +304,18 @@ class DatabaseCollector:
                                       (now - oldest).total_seconds() if oldest else 0.0)
         yield waiting_family
         yield longest_family
+        held = dict(db.session.execute(
+            db.select(Conversation.site, func.count())
+            .where(Conversation.held_since.is_not(None),
+                   Conversation.state == ConversationState.REQUESTED, self._at(Conversation.site))
+            .group_by(Conversation.site)).all())
+        held_family = GaugeMetricFamily(
+            PREFIX + "conversations_held_after_hours",
+            "Conversations started while their site was closed ([hours] outside = hold), "
+            "kept from the helpline until it opens, by site", labels=["site"])
+        for site in self._visible_sites():
+            held_family.add_metric([site.code], held.get(site.code, 0))
+        yield held_family
 
     def _cases(self):
         return _counts(CounterMetricFamily(

@@ -11,13 +11,14 @@ from plugins.types import CaseProgress, DeliveryFailure, SendResult
 from .. import protocol, transcripts
 from ..audit import audit
 from ..extensions import db
-from ..models import Case, Conversation, Delivery, Message
+from ..models import Case, Conversation, Delivery, Message, utcnow
 from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
-from ..state import state_of
+from ..state import clock_now, state_of
 from ..views import case_view, conversation_view, message_view
 from . import helpline_calls
 from .held import SiteHeld
 from .http import session_for
+from .pacing import NotYet
 
 #: Actions whose call touches the database (case steps commit their progress): these
 #: run in the worker's main thread, never beside others.
@@ -46,6 +47,8 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
         prepare_call = dialect_named(conversation.dialect if conversation else None).outbound()
         return prepare_call(app, site, delivery, conversation, message, http)
 
+    if conversation is not None and conversation.held_since is not None:
+        _wait_for_opening(app, site, conversation)
     kind = helpline_calls.kind_of(state, site)
     params = delivery.params or {}
     if delivery.action == "case":
@@ -86,6 +89,18 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
         return helpline_calls.call(state, site, STEPS[delivery.action], http, **arguments)
 
     return call
+
+
+def _wait_for_opening(app: Flask, site, conversation: Conversation) -> None:
+    """A conversation held after hours reaches the helpline only once its site is open,
+    as the schedule in force now says (a restart with new ``[hours]`` counts): until
+    then its delivery waits, unattempted (``NotYet``), for the next opening."""
+    now = clock_now(app)
+    if site.hours is not None and not site.hours.is_open(now):
+        due = protocol.held_due(site, now)
+        raise NotYet(max(1.0, (due - utcnow()).total_seconds()))
+    if not protocol.opened_after_hours(conversation):
+        raise DeliveryFailure("not sent: closed while held after hours", retryable=False)
 
 
 #: Delivery action → the client step it makes.

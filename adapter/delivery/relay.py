@@ -19,6 +19,7 @@ from . import engine, helpline_calls
 from .held import release_held
 from .http import session_for
 from .kick import kick
+from .opening import reschedule_held
 from .recovery import probe_failing_sites
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def sweep(app: Flask) -> None:
         engine.release_stuck()
         probe_failing_sites(app)
         release_held(app)
+        reschedule_held(app)
         if engine.due_exists():
             kick(app, repair=True)
         check_assignment_timeouts(app)
@@ -52,7 +54,8 @@ def check_waiting_updates(app: Flask) -> int:
         cutoff = now - timedelta(seconds=every)
         last = db.func.coalesce(Conversation.still_waiting_at, Conversation.waiting_since)
         due_now = (Conversation.site == site.code, Conversation.state.in_(waiting),
-                   Conversation.waiting_since.is_not(None), last < cutoff)
+                   Conversation.waiting_since.is_not(None), last < cutoff,
+                   Conversation.held_since.is_(None))  # held after hours: from the opening
         positions = _queue_positions(app, site, due_now)
         due = db.session.execute(
             db.select(Conversation).where(*due_now)
@@ -113,6 +116,7 @@ def check_assignment_timeouts(app: Flask) -> int:
                 Conversation.state.in_((ConversationState.REQUESTED, ConversationState.WAITING)),
                 Conversation.no_counsellor_at.is_(None),
                 Conversation.waiting_since < cutoff,
+                Conversation.held_since.is_(None),  # held after hours: from the opening
             )
             .limit(100)
             .with_for_update(skip_locked=True)

@@ -42,6 +42,7 @@ FLOWS = {
     "no_counsellor": "d3a10000-0000-4000-8000-000000000004",
     "case_created": "d3a10000-0000-4000-8000-000000000005",
     "case_failed": "d3a10000-0000-4000-8000-000000000006",
+    "after_hours": "d3a10000-0000-4000-8000-000000000007",
 }
 
 #: The sandbox mailroom's topic (and queue), routed to the demo site by ``[chatbot.weni]``.
@@ -65,9 +66,11 @@ def _toml(value: Any) -> str:
 
 def write_demo_site(folder: Path, helpline_api: str, rapidpro_url: str,
                     assignment_timeout: int = 60, *, code: str = SITE,
-                    name: str = "Demo helpline (sandbox)", weni: bool = False) -> Path:
+                    name: str = "Demo helpline (sandbox)", weni: bool = False,
+                    hours: str = "") -> Path:
     """One OpenCHS site file pointing at the sandboxes; its secrets are the ``DEMO_*``
-    variables of :data:`SANDBOX_SECRETS`."""
+    variables of :data:`SANDBOX_SECRETS`. ``hours``: the body of an ``[hours]`` table
+    (TOML lines), none by default (always open)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{code}.toml"
     flows = "\n".join(f"{event} = {_toml(uuid_)}" for event, uuid_ in FLOWS.items())
@@ -112,7 +115,7 @@ topics = [{_toml(WENI_TOPIC)}]
 queues = [{_toml(WENI_QUEUE)}]
 webhook_secret = "${{DEMO_WENI_WEBHOOK_SECRET}}"
 assigned_text = {_toml(WENI_ASSIGNED_TEXT)}
-""" if weni else ""), encoding="utf-8")
+""" if weni else "") + (f"\n[hours]\n{hours}\n" if hours else ""), encoding="utf-8")
     return path
 
 
@@ -156,7 +159,8 @@ class SandboxSite:
 def start_sandbox_site(countries: Path, adapter_url: str, *, code: str = SITE,
                        name: str = "Demo helpline (sandbox)",
                        helpline_args: tuple[str, ...] = (),
-                       assignment_timeout: int = 60, weni: bool = False) -> SandboxSite:
+                       assignment_timeout: int = 60, weni: bool = False,
+                       hours: str = "") -> SandboxSite:
     """Start both sandboxes (the helpline calling back ``adapter_url``) and write the
     site file into ``countries``; the adapter needs :data:`SANDBOX_SECRETS` set."""
     helpline = start_sandbox(
@@ -173,7 +177,7 @@ def start_sandbox_site(countries: Path, adapter_url: str, *, code: str = SITE,
         helpline.stop()
         raise
     path = write_demo_site(countries, helpline.api_url, rapidpro.url, assignment_timeout,
-                           code=code, name=name, weni=weni)
+                           code=code, name=name, weni=weni, hours=hours)
     return SandboxSite(code, helpline, rapidpro, path)
 
 
@@ -191,6 +195,7 @@ class LocalStack:
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the secrets they name
     mailroom: bool = False  # also the sandbox mailroom, and [chatbot.weni] on the site
     mailroom_args: tuple[str, ...] = ()
+    hours: str = ""  # the demo site's [hours] table body (TOML lines); "": always open
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="adapter-")))
 
     def __post_init__(self) -> None:
@@ -233,7 +238,7 @@ class LocalStack:
         peers = start_sandbox_site(countries, self.url, helpline_args=self.helpline_args,
                                    assignment_timeout=int(
                                        self.settings.pop("ASSIGNMENT_TIMEOUT", 60)),
-                                   weni=self.mailroom)
+                                   weni=self.mailroom, hours=self.hours)
         self.sandboxes += [peers.helpline, peers.rapidpro]
         self.helpline, self.rapidpro = peers.helpline, peers.rapidpro
         for name, text in self.extra_sites.items():

@@ -22,6 +22,7 @@ EVENT_FLOWS = {
     "closed": "Helpline: Conversation Closed",
     "case_created": "Helpline: Case Created",
     "case_failed": "Helpline: Case Failed",
+    "after_hours": "Helpline: After Hours",
 }
 ESCALATION = "Helpline: Escalate"
 CHAT = "Helpline: Chat"

@@ -23,6 +23,7 @@ from adapter.dialects.rapidpro_api.outbound import build_request
 from adapter.extensions import db
 from adapter.idempotency import HEADERS as IDEMPOTENCY_HEADERS
 from adapter.models import Case, Conversation, Delivery
+from adapter.outbox import add_chatbot_event
 from adapter.sites import CHATBOT_EVENTS
 from tests.conftest import make_client
 from tests.support.sites import write_site
@@ -32,6 +33,9 @@ from .excellent import evaluate_template, references
 from .runner import COMPLETED, WAITING, Contact, Engine, route, snakify
 
 SITE = "ke"
+#: What an after_hours event says of the next opening (docs/conversation.md).
+AFTER_HOURS = {"next_opening": "2026-03-30T05:00:00Z",
+               "next_opening_local": "2026-03-30T08:00:00+03:00", "timezone": "Africa/Nairobi"}
 
 
 def webhook_nodes():
@@ -260,6 +264,8 @@ def test_the_events_the_adapter_sends_start_the_export_flows(engine, adapter_app
             Conversation.external_id == conversation_id)).scalar_one()
         site = protocol.site_of(conversation)
         protocol.no_counsellor(conversation, site)
+        add_chatbot_event(site, conversation, "after_hours", {  # as a held start makes it
+            **protocol._event_params(conversation), **AFTER_HOURS, "held": True})
         protocol.accept_counsellor_message(conversation, text="Hello, I am here.",
                                            message_id="c-1", counsellor="counsellor-7",
                                            attachments=[], actor="test")
@@ -299,6 +305,8 @@ def test_the_events_the_adapter_sends_start_the_export_flows(engine, adapter_app
     assert "counsellor-7" in outcome["assigned"][2][0]
     assert outcome["message"][:2] == (WAITING, CHAT)
     assert outcome["message"][2] == ["counsellor-7: Hello, I am here."]
+    assert outcome["after_hours"][:2] == (WAITING, CHAT)  # held: the chat goes on
+    assert AFTER_HOURS["next_opening_local"] in outcome["after_hours"][2][0]
     assert outcome["case_created"][:2] == (WAITING, CHAT)  # the chat goes on
     assert outcome["case_failed"][:2] == (WAITING, CHAT)
     assert outcome["closed"][:2] == (COMPLETED, None)
@@ -321,6 +329,16 @@ def test_no_counsellor_on_a_closing_site_ends_the_chat(engine):
                                                 "conversation_id": "c-1"})
     assert run.status == COMPLETED and child.fields["helpline_conversation"] == ""
     assert "116" in run.sent[-1]
+
+
+def test_after_hours_on_a_closing_site_ends_the_chat_with_the_opening(engine):
+    child = kenyan_child()
+    child.fields["helpline_conversation"] = "c-1"
+    flow = engine.flow_named(EVENT_FLOWS["after_hours"])
+    run = engine.start(flow, child, [], params={"event": "after_hours", "held": False,
+                                                "conversation_id": "c-1", **AFTER_HOURS})
+    assert run.status == COMPLETED and child.fields["helpline_conversation"] == ""
+    assert "116" in run.sent[-1] and AFTER_HOURS["next_opening_local"] in run.sent[-1]
 
 
 def test_the_guides_site_config_loads_and_names_the_export_flows(adapter_app, export):

@@ -15,6 +15,7 @@ from ... import counters
 from ...delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
 from ...delivery.pacing import NotYet
 from ...extensions import db
+from ...hours import after_hours_text
 from ...models import Case, Conversation, Delivery, Message
 from ...queueing import pacer_for
 from ...sites import TEXT_KEYS, Site
@@ -35,14 +36,19 @@ def contact_target(conversation: Conversation | None, case: Case | None) -> dict
     raise DeliveryFailure("no contact uuid or URN to reach the client", retryable=False)
 
 
-def child_texts(site: Site, event: str, holder: Conversation | Case | None) -> dict:
+def child_texts(site: Site, event: str, holder: Conversation | Case | None,
+                params: dict | None = None) -> dict:
     """What a generic flow says for ``event``: the child's ``language`` (ISO 639-3, or
     null) and, when the site has one, the ``text`` in it or in the site's default
     language (``text_language`` says which). Read at send time: a text fixed in the site
     file reaches the events still queued."""
     language = getattr(holder, "language", None)
     values: dict = {"language": language}
-    if event in TEXT_KEYS:
+    if event == "after_hours":  # with the next opening in it (docs/conversation.md)
+        text, text_language = after_hours_text(site.texts, params or {}, language)
+        if text:
+            values.update(text=text, text_language=text_language)
+    elif event in TEXT_KEYS:
         text, text_language = site.texts.text_for(event, language)
         if text:
             values.update(text=text, text_language=text_language)
@@ -70,7 +76,7 @@ def build_request(site: Site, delivery: Delivery, conversation: Conversation | N
         params.update({"text": message.text, "counsellor": message.sender,
                        "attachments": message.attachments or []})
     else:
-        params.update(child_texts(site, event, conversation or case))
+        params.update(child_texts(site, event, conversation or case, params))
     flow = rapidpro.flows.get(event)
     if not flow:
         raise DeliveryFailure(f"no flow configured for event {event!r}", retryable=False)

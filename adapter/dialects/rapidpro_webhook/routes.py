@@ -117,6 +117,9 @@ class Conversations(MethodView):
             site_problem = protocol.site_of(conversation).problem_for(HELPLINE)
             if site_problem:
                 out["site_problem"] = site_problem
+            after_hours = protocol.after_hours_info(conversation, protocol.site_of(conversation))
+            if after_hours is not None:
+                out["after_hours"] = after_hours
             if intake_problem is not None:
                 out["intake_errors"] = {"code": intake_problem.code,
                                         "errors": intake_problem.errors}

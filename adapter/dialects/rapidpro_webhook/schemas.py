@@ -155,6 +155,12 @@ class ConversationOutSchema(Schema):
                        "(e.g. `site config incomplete: helpline.password unset`): the "
                        "conversation is kept, `requested`, and reaches the helpline once "
                        "the site is fixed"})
+    after_hours = fields.Dict(dump_only=True, metadata={
+        "description": "Start only, when the site was closed ([hours]): `{next_opening` "
+                       "(ISO 8601 UTC, null if none is ahead), `next_opening_local` (with "
+                       "the site's offset), `timezone`, `held}`; held: kept `requested` "
+                       "until the opening, else closed (`closed_by: after_hours`). The "
+                       "chatbot also hears the `after_hours` event"})
     intake_errors = fields.Dict(dump_only=True, metadata={
         "description": "Start only: why the intake opened no case ({code, errors}); the "
                        "conversation is started all the same"})

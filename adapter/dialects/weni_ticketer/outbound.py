@@ -27,6 +27,7 @@ from plugins.http import retry_after_seconds, transport_errors_retryable
 from plugins.types import DeliveryFailure, SendResult
 
 from ...delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
+from ...hours import after_hours_text
 from ...models import Conversation, Delivery, Message
 from ...sites import Site
 from .schemas import CLOSE_REASONS
@@ -38,7 +39,7 @@ ADAPTER = "helpline-adapter"
 #: Events told to the child as a message from the system, in their language ([texts];
 #: the [chatbot.weni] key named here is the default language's text when [texts] has none).
 SYSTEM_TEXTS = {"assigned": "assigned_text", "no_counsellor": "no_counsellor_text",
-                "still_waiting": "still_waiting_text"}
+                "still_waiting": "still_waiting_text", "after_hours": "after_hours_text"}
 
 
 def plan_events(site: Site, event: str, params: dict,
@@ -55,6 +56,11 @@ def plan_events(site: Site, event: str, params: dict,
         plan = told if site.weni is not None else [(event, params)]
         if params.get("closed"):  # the site closes on no_counsellor: so does the ticket
             plan.append(("closed", {**params, "closed_by": "timeout", "reason": "expired"}))
+        return plan
+    if event == "after_hours":
+        plan = [(event, params)] if after_hours_text(site.texts, params, language)[0] else []
+        if not params.get("held"):  # closed after hours: so is the ticket
+            plan.append(("closed", {**params, "closed_by": "after_hours", "reason": "other"}))
         return plan
     return []
 
@@ -91,7 +97,10 @@ def build_callback(site: Site, delivery: Delivery, conversation: Conversation,
         return "/messages", body
     if event in SYSTEM_TEXTS:
         # In the child's language, else the site's default (docs/conversation.md).
-        text = site.texts.text_for(event, conversation.language)[0]
+        if event == "after_hours":
+            text = after_hours_text(site.texts, params, conversation.language)[0]
+        else:
+            text = site.texts.text_for(event, conversation.language)[0]
         if not text:
             raise DeliveryFailure(f"no text configured for {event}", retryable=False)
         return "/messages", {
