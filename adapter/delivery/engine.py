@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import and_, exists, literal, select, text, update
+from sqlalchemy import and_, bindparam, exists, literal, select, text, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from plugins.types import DeliveryFailure
 
@@ -321,12 +322,20 @@ def _release(delivery: Delivery, delay: float) -> None:
 def _succeed(delivery: Delivery, outcome) -> None:
     if delivery.attempts > 1:  # it had failed before: its peer is back, so is the backlog
         release_site(delivery.site, delivery.target)
-    delivery.status = DeliveryStatus.DONE
-    delivery.done_at = utcnow()
-    delivery.lease_until = None
-    delivery.last_status_code = getattr(outcome, "status_code", None)
-    delivery.last_error = None
+    values = {"status": DeliveryStatus.DONE, "done_at": utcnow(), "lease_until": None,
+              "last_status_code": getattr(outcome, "status_code", None), "last_error": None}
+    # One prebuilt UPDATE, the object then told it is what the row holds: through the
+    # unit of work, this one row's flush cost the worker more CPU than its HTTP call.
+    db.session.execute(_DONE, {"delivery_id": delivery.id, **values})
+    for column, value in values.items():
+        set_committed_value(delivery, column, value)
     record_success(delivery, outcome)
+
+
+_DONE = (update(Delivery.__table__)
+         .where(Delivery.__table__.c.id == bindparam("delivery_id"))
+         .values({column: bindparam(column) for column in (
+             "status", "done_at", "lease_until", "last_status_code", "last_error")}))
 
 
 def _fail(app: Flask, delivery: Delivery, failure: DeliveryFailure, result: BatchResult) -> None:
