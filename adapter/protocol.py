@@ -44,6 +44,8 @@ class StartRequest:
     text: str | None = None
     message_id: str | None = None
     attachments: list[str] = field(default_factory=list)
+    #: Where each attachment came from in the body (``input.attachments.1``), to name it.
+    attachment_paths: list[str] = field(default_factory=list)
     flow_uuid: str | None = None
     run_uuid: str | None = None
     dialect: str = "rapidpro"
@@ -58,6 +60,8 @@ class ClientMessage:
     message_id: str | None
     text: str | None
     attachments: list[str] = field(default_factory=list)
+    #: Where each attachment came from in the body (``attachments.1``), to name it.
+    attachment_paths: list[str] = field(default_factory=list)
 
 
 def sites():

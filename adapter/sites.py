@@ -96,6 +96,51 @@ class Policies:
     still_waiting_every: int = 0
 
 
+#: What WhatsApp and Telegram send a chatbot: photos, stickers (``image/webp``), voice notes
+#: (``audio/ogg``), videos, and documents (PDF, text, office files).
+DEFAULT_ATTACHMENT_TYPES = (
+    "image/*", "audio/*", "video/*", "application/pdf", "text/plain", "application/msword",
+    "application/vnd.openxmlformats-officedocument.*", "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint", "application/vnd.oasis.opendocument.*",
+)
+#: ``*/*``, ``image/*``, ``audio/ogg``, ``application/vnd.oasis.opendocument.*``.
+_TYPE_PATTERN = re.compile(r"^(\*/\*|[a-z0-9][a-z0-9.+-]*/(\*|[a-z0-9][a-z0-9.+_-]*\*?))$")
+#: The most a chatbot message may carry at all (the schemas' own limit).
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+
+
+@dataclass(frozen=True)
+class AttachmentSettings:
+    """``[attachments]``: what a chatbot message may carry to this site's helpline.
+
+    ``allowed_types`` are MIME patterns; an attachment's type is the one the chatbot
+    declared (RapidPro's ``image/jpeg:https://…``), else the one its URL's extension says.
+    An attachment whose type is still unknown is accepted unless ``refuse_unknown_types``.
+    """
+
+    max_count: int = MAX_ATTACHMENTS_PER_MESSAGE
+    allowed_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
+    refuse_unknown_types: bool = False
+
+    def refusal(self, content_type: str | None) -> str | None:
+        """Why an attachment of ``content_type`` is refused here, or ``None``."""
+        if not content_type:
+            return "content type unknown (this site accepts only declared types)" \
+                if self.refuse_unknown_types else None
+        wanted = content_type.lower()
+        main, _, sub = wanted.partition("/")
+        for pattern in self.allowed_types:
+            if pattern == "*/*":
+                return None
+            p_main, _, p_sub = pattern.partition("/")
+            if p_main != main:
+                continue
+            if p_sub == "*" or (sub and (p_sub == sub or (
+                    p_sub.endswith("*") and sub.startswith(p_sub[:-1])))):
+                return None
+        return f"content type {wanted} is not accepted at this site"
+
+
 @dataclass(frozen=True)
 class Routing:
     locations: tuple[str, ...] = ()
@@ -117,6 +162,7 @@ class Site:
     missing_secrets: tuple[str, ...] = ()
     ca_bundle: str | None = None  # the helpline's private CA (PEM); never "verify off"
     weni: WeniSettings | None = None  # [chatbot.weni]
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
 
     def verify_for(self, target: str) -> str | bool:
         """What TLS verification of calls to ``target`` trusts: the site's CA bundle for
@@ -155,6 +201,17 @@ class _PolicySchema(Schema):
     retention_days = fields.Integer(load_default=30, validate=validate.Range(min=0))
     max_in_flight = fields.Integer(load_default=None, validate=validate.Range(min=1))
     still_waiting_every = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class _AttachmentsSchema(Schema):
+    max_count = fields.Integer(load_default=MAX_ATTACHMENTS_PER_MESSAGE,
+                               validate=validate.Range(min=0, max=MAX_ATTACHMENTS_PER_MESSAGE))
+    allowed_types = fields.List(
+        fields.String(validate=validate.Regexp(
+            _TYPE_PATTERN, error="a MIME pattern in lower case: type/subtype, type/*, "
+                                 "type/prefix* or */*")),
+        load_default=lambda: list(DEFAULT_ATTACHMENT_TYPES))
+    refuse_unknown_types = fields.Boolean(load_default=False)
 
 
 class _RapidProSchema(Schema):
@@ -208,6 +265,8 @@ class _SiteSchema(Schema):
         keys=fields.String(), values=fields.List(fields.String()), load_default=dict
     )
     intake = fields.Dict(load_default=dict)
+    attachments = fields.Nested(_AttachmentsSchema,
+                                load_default=lambda: _AttachmentsSchema().load({}))
     helpline = fields.Dict(required=True)
     # TLS for a helpline behind a private CA: a PEM file of the CA's certificates.
     # Verification itself cannot be turned off.
@@ -302,6 +361,10 @@ def load_site_file(
         source=str(path),
         missing_secrets=tuple(missing),
         ca_bundle=data["ca_bundle"],
+        attachments=AttachmentSettings(
+            max_count=data["attachments"]["max_count"],
+            allowed_types=tuple(data["attachments"]["allowed_types"]),
+            refuse_unknown_types=data["attachments"]["refuse_unknown_types"]),
         weni=WeniSettings(
             topics=tuple(t.lower() for t in weni["topics"]),
             queues=tuple(q.lower() for q in weni["queues"]),
