@@ -7,7 +7,13 @@ answer, and the field types the core's own schemas use (attachments). ``docs/
 plugins.md`` documents each; the core's records and database are not part of it.
 """
 
-from adapter.api.fields import ATTACHMENT_MAX_LENGTH, attachment_list, parse_attachment
+from adapter.api.fields import (
+    ATTACHMENT_MAX_LENGTH,
+    attachment_list,
+    attachment_url,
+    content_type_of,
+    parse_attachment,
+)
 
 from . import hookimpl
 from .http import check_response, json_body, retry_after_seconds
@@ -65,7 +71,9 @@ __all__ = [
     "SiteView",
     "TokenLogin",
     "attachment_list",
+    "attachment_url",
     "check_response",
+    "content_type_of",
     "hookimpl",
     "json_body",
     "parse_attachment",

@@ -30,12 +30,12 @@ from .backoff import next_delay
 from .held import SiteHeld, hold
 from .pacing import NotYet
 from .performers import (
-    SEQUENTIAL_ACTIONS,
     forget_preloaded,
     preload,
     prepare,
     record_failure,
     record_success,
+    runs_alone,
 )
 from .recovery import release_site
 
@@ -226,7 +226,7 @@ def _pipeline(app: Flask, rows: list[Delivery], deadline: float, failing_sites: 
             except Exception as exc:  # noqa: BLE001 - recorded like a failed call
                 _settle(app, delivery, None, exc, started, failing_sites, result)
                 continue
-            if delivery.action in SEQUENTIAL_ACTIONS or (not queue and not in_flight):
+            if runs_alone(delivery, call) or (not queue and not in_flight):
                 _settle(app, delivery, *_call(call), started, failing_sites, result)
                 continue
             in_flight[pool.submit(_call, call)] = (delivery, started, side)

@@ -24,6 +24,12 @@ from .http import session_for
 SEQUENTIAL_ACTIONS = ("case",)
 
 
+def runs_alone(delivery: Delivery, call: Callable) -> bool:
+    """Whether this call commits progress as it goes (a case; a message sent in parts),
+    and so runs in the worker's main thread, the only one with a session."""
+    return delivery.action in SEQUENTIAL_ACTIONS or getattr(call, "saves_progress", False)
+
+
 def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CaseProgress]:
     """Read what the delivery needs (database, pacing) now, in the calling thread, and
     return the call to the far side, which touches neither the session nor the app."""
@@ -56,6 +62,10 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
                                        progress=progress, save_progress=save_progress)
 
         return call
+    if delivery.action == "message" and message is not None and message.attachments \
+            and conversation is not None \
+            and helpline_calls.supports(state, site, "send_message_parts"):
+        return _parts_call(state, site, http, delivery, kind, conversation, message)
     if delivery.action not in STEPS:
         raise DeliveryFailure(f"unknown action {delivery.action!r}", retryable=False)
     if conversation is None:
@@ -117,19 +127,41 @@ def _message(delivery: Delivery) -> Message | None:
     ).scalar_one_or_none()
 
 
+def _saved_progress(delivery: Delivery) -> tuple[CaseProgress, Callable[[CaseProgress], None]]:
+    """The delivery's saved progress, and how to save the next step's: committed at once,
+    so a retry after a later step fails (or a crash) resumes from there."""
+    saved = delivery.progress or {}
+    progress = CaseProgress(steps=dict(saved.get("steps", {})), reference=saved.get("reference"))
+
+    def save_progress(new: CaseProgress) -> None:
+        delivery.progress = {"steps": dict(new.steps), "reference": new.reference}
+        db.session.commit()
+
+    return progress, save_progress
+
+
+def _parts_call(state, site, http, delivery: Delivery, kind, conversation: Conversation,
+                message: Message) -> Callable[[], SendResult]:
+    """A message with attachments, to a kind that sends it one part per call: each part
+    the helpline accepted is recorded before the next is sent (``runs_alone``)."""
+    progress, save_progress = _saved_progress(delivery)
+    arguments = {"conversation": conversation_view(kind, site, conversation),
+                 "message": message_view(message)}
+
+    def call():
+        return helpline_calls.call(state, site, "send_message_parts", http, **arguments,
+                                   progress=progress, save_progress=save_progress)
+
+    call.saves_progress = True
+    return call
+
+
 def _case_step(delivery: Delivery, kind, site):
     """The case's view, its saved progress, and how to save the next step's."""
     case = db.session.get(Case, delivery.case_id)
     if case is None:
         raise DeliveryFailure("case not found", retryable=False)
-    saved = delivery.progress or {}
-    progress = CaseProgress(steps=dict(saved.get("steps", {})), reference=saved.get("reference"))
-
-    def save_progress(new: CaseProgress) -> None:
-        # Committed at once: a retry after a later step fails resumes from here.
-        delivery.progress = {"steps": dict(new.steps), "reference": new.reference}
-        db.session.commit()
-
+    progress, save_progress = _saved_progress(delivery)
     return case_view(kind, site, case), progress, save_progress
 
 

@@ -189,8 +189,8 @@ def _write_countries(folder: Path, helpline_api: str, rapidpro_url: str) -> None
     """Three openchs sites on the one sandbox helpline and the one sandbox RapidPro.
 
     ``ke`` sends counsellor messages as flow starts (so the chatbot learns our message
-    ids and can acknowledge them), ``bc`` as plain broadcasts, and at ``nc`` nobody
-    ever answers in time.
+    ids and can acknowledge them), ``bc`` as plain broadcasts (and takes only images,
+    audio and PDFs, three at most), and at ``nc`` nobody ever answers in time.
     """
     rapidpro = {"base_url": rapidpro_url, "token": "${RAPIDPRO_TOKEN}", "flows": FLOWS,
                 "rate_per_hour": 360000}
@@ -205,7 +205,9 @@ def _write_countries(folder: Path, helpline_api: str, rapidpro_url: str) -> None
     write_site(folder, "bc", name="Broadcasts", plugin="openchs",
                routing={"locations": ["Mombasa"]},
                helpline=helpline, rapidpro={**rapidpro, "message_mode": "broadcasts"},
-               policies={"assignment_timeout": 300})
+               policies={"assignment_timeout": 300},
+               attachments={"max_count": 3,
+                            "allowed_types": ["image/*", "audio/*", "application/pdf"]})
     write_site(folder, "nc", name="Nobody comes", plugin="openchs",
                routing={"locations": ["Nowhere"]},
                helpline=helpline, rapidpro=rapidpro, policies={"assignment_timeout": 1})

@@ -1,0 +1,119 @@
+"""Attachments from the chatbot to the helpline, over HTTP, through real processes.
+
+OpenCHS's ``msg/`` takes one text per post and stores every POST (no deduplication):
+a message with attachments goes as its text, then one post per attachment (the URL as
+``message``, its content type as ``mime``), and a part the helpline accepted is never
+posted again, whether a later part failed or the worker died. The sandbox helpline
+stores every post with its ``mime`` and refuses a ``mime`` that is no MIME type.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PHOTO = "image/jpeg:https://media.example.org/photo.jpg"
+VOICE = "audio/ogg:https://media.example.org/voice.ogg"
+UNTYPED = "https://media.example.org/download?id=7"
+
+
+def _posts(stack, session: str) -> list[tuple[str, str, str]]:
+    """(message_id, message, mime) of every msg/ post the helpline stored, in order."""
+    stored = sorted(stack.helpline_messages(session_id=session), key=lambda m: m["session_seq"])
+    return [(m["message_id"], m["message"], m["mime"]) for m in stored]
+
+
+def _send(stack, conversation_id: str, body: dict, expect: int = 202) -> dict:
+    response = stack.post(f"/v1/conversations/{conversation_id}/messages", body)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+def _message_delivery(stack, session: str) -> dict:
+    [delivery] = stack.deliveries(conversation_id=session, action="message")
+    return delivery
+
+
+def test_each_attachment_is_a_msg_post_of_its_own_with_its_mime(stack):
+    session = stack.start("c-media", text=None)["id"]
+    ours = _send(stack, "c-media", {"message_id": "c-media-m1", "text": "look",
+                                    "attachments": [PHOTO, VOICE, UNTYPED]})["message_id"]
+
+    stack.wait_for(lambda: len(_posts(stack, session)) == 4, what="four posts")
+    assert _posts(stack, session) == [
+        (ours, "look", "text/plain"),
+        (f"{ours}/1", "https://media.example.org/photo.jpg", "image/jpeg"),
+        (f"{ours}/2", "https://media.example.org/voice.ogg", "audio/ogg"),
+        (f"{ours}/3", UNTYPED, "application/octet-stream")]
+    assert {m["timestamp"] for m in stack.helpline_messages(session_id=session)} \
+        == {stack.helpline_messages(session_id=session)[0]["timestamp"]}  # one message's time
+    stack.wait_for(lambda: [m for m in stack.conversation("c-media")["messages"]
+                            if m["status"] == "sent"], what="the message marked sent")
+
+
+def test_a_failed_part_is_retried_alone_and_no_accepted_part_is_posted_twice(stack):
+    stack.helpline.client.set_faults(fail_message_id="/2", fail_message_id_next=2,
+                                     fail_message_id_status=503)
+    session = stack.start("c-part", text=None)["id"]
+    ours = _send(stack, "c-part", {"message_id": "c-part-m1", "text": "two things",
+                                   "attachments": [PHOTO, VOICE]})["message_id"]
+
+    stack.wait_for(lambda: _message_delivery(stack, session)["status"] == "done",
+                   what="the message delivered")
+    assert [m[0] for m in _posts(stack, session)] == [ours, f"{ours}/1", f"{ours}/2"]
+    tried = [(r["json"]["message_id"], r["status"]) for r in stack.helpline_requests("msg")]
+    assert tried == [(ours, 201), (f"{ours}/1", 201), (f"{ours}/2", 503), (f"{ours}/2", 503),
+                     (f"{ours}/2", 201)]
+    delivery = _message_delivery(stack, session)
+    assert delivery["attempts"] == 3
+    assert set(delivery["progress"]["steps"]) == {"text", "1", "2"}
+
+
+def test_a_worker_killed_mid_message_resends_at_most_the_part_in_flight(stack):
+    stack.helpline.client.set_faults(slow=1.5)
+    session = stack.start("c-part-kill", text=None)["id"]
+    ours = _send(stack, "c-part-kill", {"message_id": "c-kill-m1", "text": "three things",
+                                        "attachments": [PHOTO, VOICE]})["message_id"]
+    # The second part's post has arrived: the first was answered and its progress saved.
+    stack.wait_for(lambda: len(stack.helpline_requests("msg")) == 2,
+                   what="the second part in flight")
+    stack.workers[0].kill()  # SIGKILL
+    stack.helpline.client.set_faults(slow=0)
+    stack.start_worker()
+
+    stack.wait_for(lambda: _message_delivery(stack, session)["status"] == "done", timeout=20,
+                   what="the message completed by another worker")
+    copies = Counter(message_id for message_id, _, _ in _posts(stack, session))
+    assert copies[ours] == 1  # accepted before the kill: never again
+    assert copies[f"{ours}/1"] in (1, 2)  # the one in flight may have landed
+    assert copies[f"{ours}/2"] == 1
+    assert sum(copies.values()) - len(copies) <= 1
+
+
+def test_a_refused_attachment_is_named_and_the_rest_reaches_the_helpline(stack):
+    """bc takes images, audio and PDFs: the video is refused, the rest goes on."""
+    session = stack.start("c-refused", text=None, site="bc")["id"]
+    out = _send(stack, "c-refused", {"message_id": "c-refused-m1", "text": "see this",
+                                     "attachments": ["video/mp4:https://media.example.org/v.mp4",
+                                                     PHOTO]}, expect=422)
+
+    assert out["code"] == "attachments_refused"
+    assert out["errors"] == {
+        "attachments.0": ["content type video/mp4 is not accepted at this site"]}
+    ours = out["accepted"]["message_id"]
+    stack.wait_for(lambda: len(_posts(stack, session)) == 2, what="text and photo posted")
+    assert _posts(stack, session) == [
+        (ours, "see this", "text/plain"),
+        (f"{ours}/1", "https://media.example.org/photo.jpg", "image/jpeg")]
+    again = stack.post("/v1/conversations/c-refused/messages",
+                       {"message_id": "c-refused-m1", "text": "see this",
+                        "attachments": ["video/mp4:https://media.example.org/v.mp4", PHOTO]})
+    # The same answer; only the message's status has moved on (a repeat says where it is).
+    assert again.status_code == 422
+    assert {**again.json(), "accepted": None} == {**out, "accepted": None}
+    assert {k: v for k, v in again.json()["accepted"].items() if k != "status"} \
+        == {k: v for k, v in out["accepted"].items() if k != "status"}
+    assert len(stack.deliveries(conversation_id=session, action="message")) == 1
