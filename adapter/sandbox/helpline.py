@@ -430,6 +430,7 @@ def _run_control(pool: CounsellorPool, action: str, session_id: str, body: dict)
             recipient=body.get("recipient"),
             message_id=body.get("message_id"),
             minimal=body.get("minimal"),
+            message_type=str(body.get("message_type") or "text"),
         )
     if action == "close":
         return pool.close(session_id)

@@ -13,6 +13,8 @@ from collections import Counter
 
 import pytest
 
+from tests.integration.conftest import CONTACT, FLOWS
+
 pytestmark = pytest.mark.integration
 
 PHOTO = "image/jpeg:https://media.example.org/photo.jpg"
@@ -117,3 +119,64 @@ def test_a_refused_attachment_is_named_and_the_rest_reaches_the_helpline(stack):
     assert {k: v for k, v in again.json()["accepted"].items() if k != "status"} \
         == {k: v for k, v in out["accepted"].items() if k != "status"}
     assert len(stack.deliveries(conversation_id=session, action="message")) == 1
+
+
+# ---- from the counsellor to the child ---------------------------------------------------
+
+def _reached_the_helpline(stack, conversation_id: str, site: str = "ke") -> str:
+    """Start a conversation and wait until the helpline knows it (its first message)."""
+    session = stack.start(conversation_id, site=site)["id"]
+    stack.wait_for(lambda: stack.helpline_messages(session_id=session),
+                   what="the first message at the helpline")
+    return session
+
+
+def _counsellor(stack, action: str, **body) -> dict:
+    outcome = stack.helpline.client.counsellor(action, **body)
+    assert outcome["ok"], outcome
+    return outcome
+
+
+def test_a_counsellors_media_reaches_a_flow_start_as_typed_attachments(stack):
+    """ke hears counsellor messages as flow starts: `@trigger.params.attachments` holds
+    each as `<content-type>:<url>`, ready for a Send Message action."""
+    session = _reached_the_helpline(stack, "c-reply-media")
+    _counsellor(stack, "assign", session_id=session, counsellor="Amani")
+    _counsellor(stack, "reply", session_id=session, message_type="image",
+                text="https://helpline.example/files/leaflet.png", message_id="hl-img")
+    _counsellor(stack, "reply", session_id=session, message_type="voice",
+                text="https://helpline.example/files/note", message_id="hl-voice")
+
+    def starts():
+        return [r["body"] for r in stack.rapidpro.client.records("flow_starts")
+                if r["body"]["flow"] == FLOWS["message"]]
+
+    first, second = stack.wait_for(lambda: len(starts()) == 2 and starts(),
+                                   what="two message flow starts")
+    assert first["contacts"] == [CONTACT]
+    assert (first["params"]["text"], first["params"]["attachments"],
+            first["params"]["attachment_urls"]) == (
+        "", ["image/png:https://helpline.example/files/leaflet.png"],
+        ["https://helpline.example/files/leaflet.png"])
+    assert second["params"]["attachments"] == ["audio:https://helpline.example/files/note"]
+
+
+def test_a_counsellors_media_reaches_a_broadcast_as_a_link_in_its_text(stack):
+    """bc sends broadcasts. RapidPro's broadcasts endpoint takes as attachments only media
+    uploaded to the workspace (the sandbox refuses any other URL, as RapidPro does), so
+    the link goes in the text, without its content type."""
+    stack.helpline.client.configure(callback_url=f"{stack.url}/v1/sites/bc/openchs/")
+    session = _reached_the_helpline(stack, "c-reply-bc", site="bc")
+    _counsellor(stack, "reply", session_id=session, message_type="image",
+                text="https://helpline.example/files/leaflet.png", message_id="hl-bc-img")
+
+    [broadcast] = stack.wait_for(lambda: stack.rapidpro.client.records("broadcasts"),
+                                 what="the broadcast")
+    body = broadcast["body"]
+    assert body["contacts"] == [CONTACT]
+    assert body["text"].endswith("\nhttps://helpline.example/files/leaflet.png")
+    assert "attachments" not in body
+    done = stack.wait_for(lambda: [d for d in stack.deliveries(target="chatbot",
+                                                              action="message")
+                                   if d["status"] == "done"], what="the broadcast delivered")
+    assert done[0]["last_status_code"] == 201

@@ -12,6 +12,7 @@ from plugins.http import check_response, retry_after_seconds, transport_errors_r
 from plugins.types import DeliveryFailure, SendResult
 
 from ... import counters
+from ...api.fields import attachment_url, content_type_of
 from ...delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
 from ...delivery.pacing import NotYet
 from ...extensions import db
@@ -35,6 +36,21 @@ def contact_target(conversation: Conversation | None, case: Case | None) -> dict
     raise DeliveryFailure("no contact uuid or URN to reach the client", retryable=False)
 
 
+def flow_attachments(stored: list[str] | None) -> list[str]:
+    """A counsellor's attachments as a flow's Send Message action takes them:
+    ``<content-type>:<url>`` (``@trigger.params.attachments.0``), the type as the helpline
+    gave it or the URL's extension says, else ``application/octet-stream`` (sent as a
+    document). RapidPro's broadcasts endpoint takes no such URL: its ``attachments`` must
+    name media uploaded to the workspace (``MediaField`` in its API), so a broadcast
+    carries the links in its text instead."""
+    return [f"{content_type_of(item) or UNKNOWN_CONTENT_TYPE}:{attachment_url(item)}"
+            for item in stored or ()]
+
+
+#: A counsellor attachment whose type nobody told us.
+UNKNOWN_CONTENT_TYPE = "application/octet-stream"
+
+
 def build_request(site: Site, delivery: Delivery, conversation: Conversation | None,
                   message: Message | None) -> tuple[str, dict]:
     """The RapidPro endpoint and JSON body for a delivery."""
@@ -51,10 +67,13 @@ def build_request(site: Site, delivery: Delivery, conversation: Conversation | N
                 if message.sender else ""
             text = prefix + message.text
             if message.attachments:
-                text += "\n" + "\n".join(message.attachments)
+                # Links in the text: a broadcast's own `attachments` takes only media
+                # uploaded to the workspace (see flow_attachments), never a helpline's URL.
+                text += "\n" + "\n".join(attachment_url(a) for a in message.attachments)
             return "broadcasts.json", {"text": text, **target}
         params.update({"text": message.text, "counsellor": message.sender,
-                       "attachments": message.attachments or []})
+                       "attachments": flow_attachments(message.attachments),
+                       "attachment_urls": [attachment_url(a) for a in message.attachments or ()]})
     flow = rapidpro.flows.get(event)
     if not flow:
         raise DeliveryFailure(f"no flow configured for event {event!r}", retryable=False)
