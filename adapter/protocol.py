@@ -25,7 +25,14 @@ from .models import (
     new_id,
     utcnow,
 )
-from .outbox import HELPLINE, add_chatbot_event, add_delivery, insert_with_delivery, new_delivery
+from .outbox import (
+    HELPLINE,
+    MEDIA,
+    add_chatbot_event,
+    add_delivery,
+    insert_with_delivery,
+    new_delivery,
+)
 from .pseudonyms import client_pseudonym
 from .sites import Site
 from .state import state_of
@@ -203,6 +210,8 @@ def start_conversation(req: StartRequest, site: Site, actor: str, namespace: str
 
 
 def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
+    if msg.attachments and site.attachments.rehost.enabled:
+        return _add_with_rehosting(conversation, site, msg)
     message = Message(
         id=new_id(),
         conversation_id=conversation.id,
@@ -221,6 +230,36 @@ def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessa
     log.info("message.accepted", extra={"conversation_id": conversation.id,
                                         "message_id": message.id, "site": site.code})
     return message
+
+
+def _add_with_rehosting(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
+    """A message of a re-hosting site (``docs/attachments.md``): its text goes now, as any
+    message; its attachments are a message of their own, first fetched and stored by a
+    ``rehost`` delivery in a lane of its own (a slow or failing download holds up no
+    word of the child's), which then sends them to the helpline. The message the chatbot
+    named (its id) is the text, or the attachments when there is no text."""
+    first = None
+    if msg.text:
+        first = _add_client_message(conversation, site, ClientMessage(msg.message_id, msg.text))
+    media = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        direction=Direction.TO_HELPLINE,
+        sender_message_id=(msg.message_id or "") if first is None else "",
+        sender=conversation.client_pseudonym,
+        text=None,
+        attachments=list(msg.attachments),
+        status=MessageStatus.ACCEPTED,
+    )
+    if not media.sender_message_id:
+        media.sender_message_id = media.id
+    db.session.add(media)
+    db.session.flush()
+    add_delivery(site=site.code, target=MEDIA, action="rehost", conversation=conversation,
+                 message_id=media.id, params={"attachments": list(msg.attachments)})
+    log.info("message.accepted", extra={"conversation_id": conversation.id,
+                                        "message_id": media.id, "site": site.code})
+    return first or media
 
 
 def accept_client_message(conversation: Conversation, msg: ClientMessage,

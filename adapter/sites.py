@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,27 @@ MAX_ATTACHMENTS_PER_MESSAGE = 10
 
 
 @dataclass(frozen=True)
+class RehostSettings:
+    """``[attachments.rehost]``: fetch each chatbot attachment and serve it ourselves,
+    for a helpline that cannot reach the chatbot's media host (``docs/attachments.md``).
+    Off unless ``enabled``: by default the adapter never fetches a URL."""
+
+    enabled: bool = False
+    max_bytes: int = 10_000_000
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    total_timeout: float = 60.0
+    max_redirects: int = 3
+    store: str = "directory"
+    directory: str | None = None
+    public_url: str | None = None  # where GET /v1/media/<site>/ is reached, ending in "/"
+    expire_hours: int = 72
+    #: ``host:port`` pairs that may be private addresses: tests and the local sandbox
+    #: only. Logged loudly at start-up.
+    unsafe_allow_private_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AttachmentSettings:
     """``[attachments]``: what a chatbot message may carry to this site's helpline.
 
@@ -121,6 +142,7 @@ class AttachmentSettings:
     max_count: int = MAX_ATTACHMENTS_PER_MESSAGE
     allowed_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
     refuse_unknown_types: bool = False
+    rehost: RehostSettings = field(default_factory=RehostSettings)
 
     def refusal(self, content_type: str | None) -> str | None:
         """Why an attachment of ``content_type`` is refused here, or ``None``."""
@@ -203,6 +225,36 @@ class _PolicySchema(Schema):
     still_waiting_every = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
+_HOST_PORT = validate.Regexp(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$", error="host:port")
+
+
+class _RehostSchema(Schema):
+    enabled = fields.Boolean(load_default=False)
+    max_bytes = fields.Integer(load_default=10_000_000,
+                               validate=validate.Range(min=1, max=100_000_000))
+    connect_timeout = fields.Float(load_default=5.0, validate=validate.Range(min=0.1, max=60))
+    read_timeout = fields.Float(load_default=20.0, validate=validate.Range(min=0.1, max=300))
+    total_timeout = fields.Float(load_default=60.0, validate=validate.Range(min=0.1, max=900))
+    max_redirects = fields.Integer(load_default=3, validate=validate.Range(min=0, max=10))
+    store = fields.String(load_default="directory", validate=validate.OneOf(["directory"]))
+    directory = fields.String(load_default=None)
+    public_url = fields.Url(load_default=None, require_tld=False)
+    expire_hours = fields.Integer(load_default=72, validate=validate.Range(min=1))
+    unsafe_allow_private_hosts = fields.List(fields.String(validate=_HOST_PORT),
+                                             load_default=list)
+
+    @post_load
+    def _complete(self, data: dict, **_: object) -> dict:
+        if data["enabled"]:
+            missing = {key: ["required when enabled"] for key in ("directory", "public_url")
+                       if not data[key]}
+            if missing:
+                raise ValidationError(missing)
+        if data["public_url"] and not data["public_url"].endswith("/"):
+            data["public_url"] += "/"
+        return data
+
+
 class _AttachmentsSchema(Schema):
     max_count = fields.Integer(load_default=MAX_ATTACHMENTS_PER_MESSAGE,
                                validate=validate.Range(min=0, max=MAX_ATTACHMENTS_PER_MESSAGE))
@@ -212,6 +264,7 @@ class _AttachmentsSchema(Schema):
                                  "type/prefix* or */*")),
         load_default=lambda: list(DEFAULT_ATTACHMENT_TYPES))
     refuse_unknown_types = fields.Boolean(load_default=False)
+    rehost = fields.Nested(_RehostSchema, load_default=lambda: _RehostSchema().load({}))
 
 
 class _RapidProSchema(Schema):
@@ -364,7 +417,8 @@ def load_site_file(
         attachments=AttachmentSettings(
             max_count=data["attachments"]["max_count"],
             allowed_types=tuple(data["attachments"]["allowed_types"]),
-            refuse_unknown_types=data["attachments"]["refuse_unknown_types"]),
+            refuse_unknown_types=data["attachments"]["refuse_unknown_types"],
+            rehost=_rehost(data["code"], data["attachments"]["rehost"])),
         weni=WeniSettings(
             topics=tuple(t.lower() for t in weni["topics"]),
             queues=tuple(q.lower() for q in weni["queues"]),
@@ -373,6 +427,15 @@ def load_site_file(
             no_counsellor_text=weni["no_counsellor_text"],
             still_waiting_text=weni["still_waiting_text"]) if weni is not None else None,
     )
+
+
+def _rehost(code: str, table: Mapping[str, Any]) -> RehostSettings:
+    settings = RehostSettings(**{**table, "unsafe_allow_private_hosts": tuple(
+        table["unsafe_allow_private_hosts"])})
+    if settings.enabled and settings.unsafe_allow_private_hosts:
+        log.warning("site.rehost_private_hosts_allowed",
+                    extra={"site": code, "count": len(settings.unsafe_allow_private_hosts)})
+    return settings
 
 
 class SiteRegistry:

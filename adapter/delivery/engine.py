@@ -24,7 +24,7 @@ from plugins.types import DeliveryFailure
 
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, utcnow
-from ..outbox import HELPLINE
+from ..outbox import HELPLINE, MEDIA
 from ..state import state_of
 from .backoff import next_delay
 from .held import SiteHeld, hold
@@ -292,7 +292,7 @@ def _record(app: Flask, delivery: Delivery, outcome, error: Exception | None, st
         _release(delivery, delay=error.seconds)
         result.released += 1
     elif isinstance(error, DeliveryFailure):
-        if error.retryable:
+        if error.retryable and delivery.target != MEDIA:  # a media host is not the site's
             failing_sites.add(delivery.site)
         _fail(app, delivery, error, result)
     else:  # a bug or an unexpected answer: retry, and surface it

@@ -12,10 +12,10 @@ from .. import protocol
 from ..audit import audit
 from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message
-from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
+from ..outbox import CHATBOT, HELPLINE, MEDIA, add_chatbot_event
 from ..state import state_of
 from ..views import case_view, conversation_view, message_view
-from . import helpline_calls
+from . import helpline_calls, rehosting
 from .held import SiteHeld
 from .http import session_for
 
@@ -52,6 +52,8 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
         prepare_call = dialect_named(conversation.dialect if conversation else None).outbound()
         return prepare_call(app, site, delivery, conversation, message, http)
 
+    if delivery.target == MEDIA:
+        return rehosting.prepare_rehost(site, delivery)
     kind = helpline_calls.kind_of(state, site)
     params = delivery.params or {}
     if delivery.action == "case":
@@ -166,7 +168,9 @@ def _case_step(delivery: Delivery, kind, site):
 
 
 def record_success(delivery: Delivery, outcome) -> None:
-    if delivery.target == HELPLINE:
+    if delivery.target == MEDIA:
+        rehosting.finish(delivery)
+    elif delivery.target == HELPLINE:
         conversation = db.session.get(Conversation, delivery.conversation_id) \
             if delivery.conversation_id else None
         if delivery.action in ("open", "message") and conversation is not None:
@@ -184,6 +188,10 @@ def record_success(delivery: Delivery, outcome) -> None:
 
 
 def record_failure(delivery: Delivery, reason: str) -> None:
+    if delivery.target == MEDIA:
+        # Given up: what was stored still goes, and the counsellor is told of the rest.
+        rehosting.finish(delivery, gave_up="it could not be fetched in time")
+        return
     message = _message(delivery)
     if message is not None and delivery.action == "message":
         protocol.message_failed(message, reason)

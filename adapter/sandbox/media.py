@@ -9,6 +9,7 @@ Routes (``GET``), each what a real media host may do to a fetcher:
   answers at once, then one byte every ``s`` seconds.
 - ``/redirect?to=<url>&status=302``: a redirect to anywhere (a private address, say).
 - ``/status/<code>``: that status.
+- ``/flaky/<name>?fail=<n>``: 503 for the first ``n`` requests of ``name``, then a JPEG.
 
 Every request is recorded (``requests``), so a test can tell that a refused hop was never
 made. Not a peer of the adapter's wire: nothing here speaks RapidPro or OpenCHS.
@@ -46,6 +47,8 @@ class MediaHost:
 
 def _app(seen: list[dict]) -> Flask:
     app = Flask("sandbox-media")
+    failures: dict[str, int] = {}
+    lock = threading.Lock()
 
     @app.before_request
     def _record() -> None:
@@ -87,6 +90,15 @@ def _app(seen: list[dict]) -> Flask:
         response = Response(status=int(request.args.get("status", "302")))
         response.headers["Location"] = request.args["to"]
         return response
+
+    @app.get("/flaky/<name>")
+    def flaky(name: str) -> Response:
+        with lock:
+            failures[name] = failures.get(name, 0) + 1
+            failing = failures[name] <= int(request.args.get("fail", "1"))
+        if failing:
+            return Response(b"", status=503, content_type="text/plain")
+        return Response(JPEG_HEAD + b"\x00" * 100, content_type="image/jpeg")
 
     @app.get("/status/<int:code>")
     def status(code: int) -> Response:

@@ -180,3 +180,75 @@ def test_a_counsellors_media_reaches_a_broadcast_as_a_link_in_its_text(stack):
                                                               action="message")
                                    if d["status"] == "done"], what="the broadcast delivered")
     assert done[0]["last_status_code"] == 201
+
+
+# ---- opt-in re-hosting (rh) --------------------------------------------------------------
+
+def _rehost_site_start(stack, conversation_id: str) -> str:
+    return stack.start(conversation_id, text=None, site="rh")["id"]
+
+
+def test_a_rehosting_site_fetches_stores_and_serves_each_attachment(stack):
+    """rh's helpline gets our links, not the chatbot's; the text goes at once; what the
+    media host serves with a type the site does not take becomes a notice."""
+    media = stack.media.url
+    session = _rehost_site_start(stack, "c-rehost")
+    out = _send(stack, "c-rehost", {"message_id": "c-rehost-m1", "text": "my photo",
+                                    "attachments": [
+        f"image/jpeg:{media}/media/photo.jpg?bytes=3000",
+        f"audio/ogg:{media}/media/not-audio?type=text/html"]})
+    text_id = out["message_id"]
+
+    stack.wait_for(lambda: len(_posts(stack, session)) == 3, what="text, notice and photo")
+    posts = _posts(stack, session)
+    assert posts[0] == (text_id, "my photo", "text/plain")
+    parts_id = posts[1][0]
+    assert parts_id != text_id
+    assert posts[1] == (parts_id, "[an attachment could not be passed on: content type "
+                                  "text/html is not accepted at this site]", "text/plain")
+    link_id, link, mime = posts[2]
+    assert (link_id, mime) == (f"{parts_id}/1", "image/jpeg")
+    assert link.startswith(f"{stack.url}/v1/media/rh/") and media not in link
+
+    served = stack.http.get(link, timeout=10, headers={"Authorization": ""})
+    assert served.status_code == 200
+    assert served.headers["Content-Type"] == "image/jpeg"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert served.headers["Cache-Control"] == "private, no-store"
+    original = stack.http.get(f"{media}/media/photo.jpg?bytes=3000", timeout=10)
+    assert served.content == original.content and len(served.content) == 3000
+    assert stack.http.get(link[:-4] + "AAAA", timeout=10).status_code == 404
+    assert stack.http.get(link.replace("/rh/", "/ke/"), timeout=10).status_code == 404
+
+
+def test_a_failed_download_is_retried_and_never_holds_up_the_text(stack):
+    media = stack.media.url
+    session = _rehost_site_start(stack, "c-rehost-retry")
+    text_id = _send(stack, "c-rehost-retry", {
+        "message_id": "c-rehost-m2", "text": "look",
+        "attachments": [f"image/jpeg:{media}/flaky/retry-photo?fail=2"]})["message_id"]
+
+    [rehost] = stack.wait_for(lambda: [d for d in stack.deliveries(target="media")
+                                       if d["status"] == "done"], timeout=15,
+                              what="the download done at the third attempt")
+    assert rehost["attempts"] == 3
+    stack.wait_for(lambda: len(_posts(stack, session)) == 2, what="text and photo")
+    (first_id, first, _), (second_id, _, mime) = _posts(stack, session)
+    assert (first_id, first) == (text_id, "look")  # the text did not wait for the photo
+    assert second_id.endswith("/1") and mime == "image/jpeg"
+    tries = [r for r in stack.media.requests if r["path"] == "/flaky/retry-photo"]
+    assert len(tries) == 3
+
+
+def test_a_rehosting_site_never_reaches_a_private_address_it_was_not_given(stack):
+    media = stack.media.url
+    session = _rehost_site_start(stack, "c-rehost-ssrf")
+    _send(stack, "c-rehost-ssrf", {"message_id": "c-rehost-m3", "attachments": [
+        f"image/png:{media}/redirect?to=http://169.254.169.254/latest/meta-data/"]})
+
+    stack.wait_for(lambda: len(_posts(stack, session)) == 1, what="the notice")
+    [(_, notice, _)] = _posts(stack, session)
+    assert notice == ("[an attachment could not be passed on: the media host is a private "
+                      "address]")
+    [rehost] = stack.deliveries(target="media")
+    assert (rehost["status"], rehost["attempts"]) == ("done", 1)  # refused, never retried

@@ -73,6 +73,10 @@ def _site_result_keys(conversation: Conversation):
     return site.result_keys if site is not None else _result_keys()
 
 
+def _has_attachments(body: dict) -> bool:
+    return bool(body.get("attachments") or (body.get("input") or {}).get("attachments"))
+
+
 def _conversation(conversation_id: str, *, write: bool = True) -> Conversation:
     return access.conversation_for(g.client, conversation_id, write=write)
 
@@ -178,7 +182,9 @@ class ClientMessages(MethodView):
                              "errors": refused, "accepted": out}
             return (202 if created else 200), out
 
-        if idempotency_key():
+        if idempotency_key() or _has_attachments(body):
+            # A message with attachments may be more than one write (a re-hosting site
+            # stores them as a message of their own): a transaction.
             return respond(operation)
         with single_statement_writes():
             return respond(operation)
