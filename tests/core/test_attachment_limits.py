@@ -165,6 +165,14 @@ def test_the_default_limits_take_what_whatsapp_and_telegram_send(app, client, au
     ({"allowed_types": ["Image/*"]}, "attachments.allowed_types.0"),
     ({"allowed_types": ["image"]}, "attachments.allowed_types.0"),
     ({"refuse_unknown": True}, "attachments.refuse_unknown"),
+    ({"rehost": {"enabled": True, "public_url": "https://a.example/v1/media/x/"}},
+     "attachments.rehost.directory: required when enabled"),
+    ({"rehost": {"enabled": True, "directory": "/tmp/x"}},
+     "attachments.rehost.public_url: required when enabled"),
+    ({"rehost": {"store": "ftp"}}, "attachments.rehost.store"),
+    ({"rehost": {"unsafe_allow_private_hosts": ["10.0.0.0/8"]}},
+     "attachments.rehost.unsafe_allow_private_hosts.0"),
+    ({"rehost": {"max_bytes": 0}}, "attachments.rehost.max_bytes"),
 ])
 def test_a_bad_attachments_table_stops_start_up_naming_file_and_key(tmp_path, table, problem):
     path = write_site(tmp_path, "bad", name="Bad", plugin=LOOPBACK,
@@ -174,3 +182,13 @@ def test_a_bad_attachments_table_stops_start_up_naming_file_and_key(tmp_path, ta
     with pytest.raises(SiteConfigError) as raised:
         load_site_file(path, kinds, {})
     assert str(path) in str(raised.value) and problem in str(raised.value)
+
+
+def test_rehosting_is_off_unless_a_site_turns_it_on(tmp_path):
+    path = write_site(tmp_path, "plain", name="Plain", plugin=LOOPBACK,
+                      helpline={"url": "http://127.0.0.1:9/"})
+    kinds = {LOOPBACK: HelplineKind(name=LOOPBACK, config_schema=LoopbackConfig,
+                                    client=LoopbackClient)}
+    site = load_site_file(path, kinds, {})
+    assert site.attachments.rehost.enabled is False
+    assert site.attachments.max_count == 10

@@ -134,3 +134,25 @@ def test_an_error_status_says_whether_to_try_again(media, rules, code, retryable
 ])
 def test_public_is_only_the_public_internet(address, expected):
     assert public(address) is expected
+
+
+# ---- where a re-hosted file is kept ----------------------------------------------------
+
+def test_a_stored_file_is_found_by_its_token_until_it_expires(tmp_path):
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from adapter import media_store
+
+    token = media_store.store(str(tmp_path), b"\xff\xd8 photo", "image/jpeg", expire_hours=1)
+    path, content_type = media_store.stored(str(tmp_path), token)
+    assert (path.read_bytes(), content_type) == (b"\xff\xd8 photo", "image/jpeg")
+    assert media_store.stored(str(tmp_path), "../" + token[3:]) is None  # never a path
+    assert media_store.stored(str(tmp_path), token[:-1] + "x") is None
+
+    meta = tmp_path / f"{token}.json"  # its hour is up
+    expired = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "expires_at": expired}))
+    assert media_store.stored(str(tmp_path), token) is None
+    assert media_store.purge(str(tmp_path)) == 1
+    assert list(tmp_path.iterdir()) == []
