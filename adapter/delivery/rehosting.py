@@ -60,8 +60,7 @@ def prepare_rehost(site: Site, delivery: Delivery) -> Callable[[], SendResult]:
                                           retryable=True) from None
                 steps[key] = REFUSED + refused.reason
                 log.warning("rehost.refused", extra={"site": site.code,
-                                                     "delivery_id": delivery.id,
-                                                     "attachment": index})
+                                                     "delivery_id": delivery.id})
             else:
                 token = media_store.store(rehost.directory, fetched.body,
                                           fetched.content_type, rehost.expire_hours)
