@@ -192,3 +192,21 @@ def test_rehosting_is_off_unless_a_site_turns_it_on(tmp_path):
     site = load_site_file(path, kinds, {})
     assert site.attachments.rehost.enabled is False
     assert site.attachments.max_count == 10
+
+
+def test_sites_check_names_the_rehost_directory_and_the_private_hosts_allowed(
+        app_factory, countries_dir, tmp_path):
+    media = tmp_path / "media-rh"
+    write_site(countries_dir, "rh", name="Re-hosting", plugin=LOOPBACK,
+               routing={"locations": ["Rehostville"]},
+               helpline={"url": "http://127.0.0.1:9/helpline-rh"},
+               attachments={"rehost": {"enabled": True, "directory": str(media),
+                                       "public_url": "https://adapter.example/v1/media/rh/",
+                                       "unsafe_allow_private_hosts": ["127.0.0.1:8765"]}})
+    result = app_factory().test_cli_runner().invoke(args=["sites", "check", "rh"])
+
+    lines = [line for line in result.output.splitlines() if "rehost" in line]
+    assert lines == [
+        f"rh: rehost ok directory {media} is writable",
+        "rh: rehost WARNING unsafe_allow_private_hosts lets downloads reach private "
+        "addresses: 127.0.0.1:8765 (tests and the local sandbox only)"]
