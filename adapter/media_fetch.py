@@ -93,8 +93,11 @@ def _checked_address(host: str, port: int, rules: FetchRules, resolver: Resolver
     return addresses[0]
 
 
-def _pool(scheme: str, host: str, address: str, port: int, rules: FetchRules):
-    timeout = urllib3.Timeout(connect=rules.connect_timeout, read=rules.read_timeout)
+def _pool(scheme: str, host: str, address: str, port: int, rules: FetchRules,
+          remaining: float):
+    """A connection pool to the checked ``address``; no wait longer than the time left."""
+    timeout = urllib3.Timeout(connect=min(rules.connect_timeout, remaining),
+                              read=min(rules.read_timeout, remaining))
     if scheme == "https":
         return urllib3.HTTPSConnectionPool(
             address, port, timeout=timeout, retries=False, maxsize=1,
@@ -120,12 +123,15 @@ def fetch(url: str, rules: FetchRules, type_refusal: Callable[[str | None], str 
             port = parts.port or (443 if scheme == "https" else 80)
         except ValueError:
             raise FetchRefused("not a valid port", retryable=False) from None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchRefused(f"not done within {rules.total_timeout:g} s", retryable=True)
         address = _checked_address(host, port, rules, resolver)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = host if parts.port is None else f"{host}:{parts.port}"
         if ":" in host and not host.startswith("["):  # an IPv6 literal
             host_header = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
-        pool = _pool(scheme, host, address, port, rules)
+        pool = _pool(scheme, host, address, port, rules, remaining)
         try:
             response = pool.urlopen("GET", target, redirect=False, preload_content=False,
                                     retries=False, headers={

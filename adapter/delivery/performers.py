@@ -53,7 +53,7 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
         return prepare_call(app, site, delivery, conversation, message, http)
 
     if delivery.target == MEDIA:
-        return rehosting.prepare_rehost(site, delivery)
+        return rehosting.prepare_rehost(site, delivery, longest_call=sum(timeout))
     kind = helpline_calls.kind_of(state, site)
     params = delivery.params or {}
     if delivery.action == "case":

@@ -23,35 +23,41 @@ from ..media_fetch import FetchRefused, FetchRules, fetch
 from ..models import Conversation, Delivery, Message
 from ..outbox import HELPLINE, add_delivery
 from ..sites import Site
+from .pacing import NotYet
 
 log = logging.getLogger(__name__)
 
 STORED, REFUSED = "stored:", "refused:"
 
 
-def rules_of(site: Site) -> FetchRules:
+def rules_of(site: Site, longest_call: float) -> FetchRules:
+    """The site's rules, its total time capped at ``longest_call``: the most one call may
+    take and still end within the worker's lease (``engine._lease_deadline``)."""
     rehost = site.attachments.rehost
     return FetchRules(max_bytes=rehost.max_bytes, connect_timeout=rehost.connect_timeout,
-                      read_timeout=rehost.read_timeout, total_timeout=rehost.total_timeout,
+                      read_timeout=rehost.read_timeout,
+                      total_timeout=min(rehost.total_timeout, longest_call),
                       max_redirects=rehost.max_redirects,
                       unsafe_allow_private_hosts=rehost.unsafe_allow_private_hosts)
 
 
-def prepare_rehost(site: Site, delivery: Delivery) -> Callable[[], SendResult]:
-    """The call that fetches and stores what is not yet; it commits each outcome, so it
-    runs in the worker's main thread (``saves_progress``)."""
+def prepare_rehost(site: Site, delivery: Delivery, longest_call: float,
+                   ) -> Callable[[], SendResult]:
+    """The call that fetches and stores the next attachment not yet done; it commits the
+    outcome, so it runs in the worker's main thread (``saves_progress``). One attachment
+    per call, so each call fits the lease: with more left, the delivery goes back
+    (``NotYet``, no attempt counted) and the next batch takes the next one."""
     rehost = site.attachments.rehost
     if not rehost.enabled or not rehost.directory:
         raise DeliveryFailure("the site no longer re-hosts attachments", retryable=False)
     originals = list((delivery.params or {}).get("attachments") or ())
-    rules = rules_of(site)
+    rules = rules_of(site, longest_call)
 
     def call() -> SendResult:
         steps = dict((delivery.progress or {}).get("steps") or {})
-        for index, stored in enumerate(originals):
-            key = str(index)
-            if key in steps:
-                continue
+        pending = [index for index in range(len(originals)) if str(index) not in steps]
+        for index in pending[:1]:
+            key, stored = str(index), originals[index]
             try:
                 fetched = fetch(attachment_url(stored), rules, site.attachments.refusal)
             except FetchRefused as refused:
@@ -67,6 +73,8 @@ def prepare_rehost(site: Site, delivery: Delivery) -> Callable[[], SendResult]:
                 steps[key] = f"{STORED}{token}:{fetched.content_type}"
             delivery.progress = {"steps": dict(steps), "reference": None}
             db.session.commit()  # this outcome is kept, whatever happens next
+        if len(pending) > 1:
+            raise NotYet(0.0)  # the next attachment in a call of its own
         return SendResult()
 
     call.saves_progress = True
