@@ -210,3 +210,32 @@ def test_sites_check_names_the_rehost_directory_and_the_private_hosts_allowed(
         f"rh: rehost ok directory {media} is writable",
         "rh: rehost WARNING unsafe_allow_private_hosts lets downloads reach private "
         "addresses: 127.0.0.1:8765 (tests and the local sandbox only)"]
+
+
+def test_a_flow_start_never_exceeds_rapidpros_params_limit_for_its_links(app, tmp_path):
+    """Ten long links twice over (typed, and bare) would pass RapidPro's 10,000
+    characters and be refused for good: the bare copies are left out, never the message."""
+    import json
+
+    from adapter.dialects.rapidpro_api.outbound import MAX_PARAMS_CHARS, build_request
+    from adapter.models import Conversation, Delivery, Message
+
+    path = write_site(tmp_path, "fs", name="Flow starts", plugin=LOOPBACK,
+                      helpline={"url": "http://127.0.0.1:9/"},
+                      rapidpro={"base_url": "http://127.0.0.1:9/", "token": "t",
+                                "message_mode": "flow_starts",
+                                "flows": {"message": "5f0e0000-0000-4000-8000-000000000001"}})
+    kinds = {LOOPBACK: HelplineKind(name=LOOPBACK, config_schema=LoopbackConfig,
+                                    client=LoopbackClient)}
+    site = load_site_file(path, kinds, {})
+    links = [f"image/png:https://files.example/{n}/" + "a" * 600 + ".png" for n in range(10)]
+    with app.app_context():
+        conversation = Conversation(id="s-1", external_id="c-1", contact_uuid="u-1")
+        message = Message(id="m-1", text="see", sender="counsellor-1", attachments=links)
+        delivery = Delivery(params={"event": "message", "message_id": "m-1"})
+        endpoint, body = build_request(site, delivery, conversation, message)
+
+    assert endpoint == "flow_starts.json"
+    assert body["params"]["attachments"] == links
+    assert "attachment_urls" not in body["params"]
+    assert len(json.dumps(body["params"])) <= MAX_PARAMS_CHARS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -47,6 +48,8 @@ def flow_attachments(stored: list[str] | None) -> list[str]:
             for item in stored or ()]
 
 
+#: RapidPro's limit on a flow start's ``params`` (its JSON, in characters).
+MAX_PARAMS_CHARS = 10_000
 #: A counsellor attachment whose type nobody told us.
 UNKNOWN_CONTENT_TYPE = "application/octet-stream"
 
@@ -77,10 +80,14 @@ def build_request(site: Site, delivery: Delivery, conversation: Conversation | N
     flow = rapidpro.flows.get(event)
     if not flow:
         raise DeliveryFailure(f"no flow configured for event {event!r}", retryable=False)
+    trigger = {"event": event, **params}
+    if "attachment_urls" in trigger and len(json.dumps(trigger)) > MAX_PARAMS_CHARS:
+        del trigger["attachment_urls"]  # the links are in `attachments` too; RapidPro
+        # refuses params over its limit (a 400: the message would never arrive)
     body = {
         "flow": flow,
         **target,
-        rapidpro.params_field: {"event": event, **params},
+        rapidpro.params_field: trigger,
     }
     return "flow_starts.json", body
 
