@@ -14,6 +14,8 @@ from .state import state_of
 
 HELPLINE = "helpline"
 CHATBOT = "chatbot"
+#: Fetching a chatbot's attachments to re-host them (opt-in per site): a lane of its own.
+MEDIA = "media"
 
 
 def lane_for(target: str, conversation_id: str | None = None, case_id: str | None = None) -> str:

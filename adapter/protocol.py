@@ -30,7 +30,14 @@ from .models import (
     new_id,
     utcnow,
 )
-from .outbox import HELPLINE, add_chatbot_event, add_delivery, insert_with_delivery, new_delivery
+from .outbox import (
+    HELPLINE,
+    MEDIA,
+    add_chatbot_event,
+    add_delivery,
+    insert_with_delivery,
+    new_delivery,
+)
 from .pseudonyms import client_pseudonym
 from .sites import Site
 from .state import clock_now, state_of
@@ -49,6 +56,8 @@ class StartRequest:
     text: str | None = None
     message_id: str | None = None
     attachments: list[str] = field(default_factory=list)
+    #: Where each attachment came from in the body (``input.attachments.1``), to name it.
+    attachment_paths: list[str] = field(default_factory=list)
     flow_uuid: str | None = None
     run_uuid: str | None = None
     dialect: str = "rapidpro"
@@ -65,6 +74,8 @@ class ClientMessage:
     message_id: str | None
     text: str | None
     attachments: list[str] = field(default_factory=list)
+    #: Where each attachment came from in the body (``attachments.1``), to name it.
+    attachment_paths: list[str] = field(default_factory=list)
 
 
 def sites():
@@ -396,6 +407,8 @@ def child_returns(conversation: Conversation, site: Site, actor: str) -> Convers
 
 
 def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
+    if msg.attachments and site.attachments.rehost.enabled:
+        return _add_with_rehosting(conversation, site, msg)
     message = Message(
         id=new_id(),
         conversation_id=conversation.id,
@@ -419,6 +432,34 @@ def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessa
 class ReturnNeedsTransaction(Exception):
     """A message that reopens a closed conversation writes several rows: it cannot run
     as a single statement (:func:`adapter.transactions.single_statement_writes`)."""
+def _add_with_rehosting(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
+    """A message of a re-hosting site (``docs/attachments.md``): its text goes now, as any
+    message; its attachments are a message of their own, first fetched and stored by a
+    ``rehost`` delivery in a lane of its own (a slow or failing download holds up no
+    word of the child's), which then sends them to the helpline. The message the chatbot
+    named (its id) is the text, or the attachments when there is no text."""
+    first = None
+    if msg.text:
+        first = _add_client_message(conversation, site, ClientMessage(msg.message_id, msg.text))
+    media = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        direction=Direction.TO_HELPLINE,
+        sender_message_id=(msg.message_id or "") if first is None else "",
+        sender=conversation.client_pseudonym,
+        text=None,
+        attachments=list(msg.attachments),
+        status=MessageStatus.ACCEPTED,
+    )
+    if not media.sender_message_id:
+        media.sender_message_id = media.id
+    db.session.add(media)
+    db.session.flush()
+    add_delivery(site=site.code, target=MEDIA, action="rehost", conversation=conversation,
+                 message_id=media.id, params={"attachments": list(msg.attachments)})
+    log.info("message.accepted", extra={"conversation_id": conversation.id,
+                                        "message_id": media.id, "site": site.code})
+    return first or media
 
 
 def accept_client_message(conversation: Conversation, msg: ClientMessage,

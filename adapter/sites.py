@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from .hours import OPENING_PLACEHOLDERS, Hours, HoursError, parse_hours
 
@@ -173,6 +173,73 @@ class Policies:
     transcript_to_case: bool = False
 
 
+#: What WhatsApp and Telegram send a chatbot: photos, stickers (``image/webp``), voice notes
+#: (``audio/ogg``), videos, and documents (PDF, text, office files).
+DEFAULT_ATTACHMENT_TYPES = (
+    "image/*", "audio/*", "video/*", "application/pdf", "text/plain", "application/msword",
+    "application/vnd.openxmlformats-officedocument.*", "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint", "application/vnd.oasis.opendocument.*",
+)
+#: ``*/*``, ``image/*``, ``audio/ogg``, ``application/vnd.oasis.opendocument.*``.
+_TYPE_PATTERN = re.compile(r"^(\*/\*|[a-z0-9][a-z0-9.+-]*/(\*|[a-z0-9][a-z0-9.+_-]*\*?))$")
+#: The most a chatbot message may carry at all (the schemas' own limit).
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+
+
+@dataclass(frozen=True)
+class RehostSettings:
+    """``[attachments.rehost]``: fetch each chatbot attachment and serve it ourselves,
+    for a helpline that cannot reach the chatbot's media host (``docs/attachments.md``).
+    Off unless ``enabled``: by default the adapter never fetches a URL."""
+
+    enabled: bool = False
+    max_bytes: int = 10_000_000
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    total_timeout: float = 60.0
+    max_redirects: int = 3
+    store: str = "directory"
+    directory: str | None = None
+    public_url: str | None = None  # where GET /v1/media/<site>/ is reached, ending in "/"
+    expire_hours: int = 72
+    #: ``host:port`` pairs that may be private addresses: tests and the local sandbox
+    #: only. Logged loudly at start-up.
+    unsafe_allow_private_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttachmentSettings:
+    """``[attachments]``: what a chatbot message may carry to this site's helpline.
+
+    ``allowed_types`` are MIME patterns; an attachment's type is the one the chatbot
+    declared (RapidPro's ``image/jpeg:https://…``), else the one its URL's extension says.
+    An attachment whose type is still unknown is accepted unless ``refuse_unknown_types``.
+    """
+
+    max_count: int = MAX_ATTACHMENTS_PER_MESSAGE
+    allowed_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
+    refuse_unknown_types: bool = False
+    rehost: RehostSettings = field(default_factory=RehostSettings)
+
+    def refusal(self, content_type: str | None) -> str | None:
+        """Why an attachment of ``content_type`` is refused here, or ``None``."""
+        if not content_type:
+            return "content type unknown (this site accepts only declared types)" \
+                if self.refuse_unknown_types else None
+        wanted = content_type.lower()
+        main, _, sub = wanted.partition("/")
+        for pattern in self.allowed_types:
+            if pattern == "*/*":
+                return None
+            p_main, _, p_sub = pattern.partition("/")
+            if p_main != main:
+                continue
+            if p_sub == "*" or (sub and (p_sub == sub or (
+                    p_sub.endswith("*") and sub.startswith(p_sub[:-1])))):
+                return None
+        return f"content type {wanted} is not accepted at this site"
+
+
 @dataclass(frozen=True)
 class Routing:
     locations: tuple[str, ...] = ()
@@ -197,6 +264,7 @@ class Site:
     texts: Texts = field(default_factory=Texts)  # [texts]
     #: [hours]: when a counsellor can be reached; None: always (no table, today's way).
     hours: Hours | None = None
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
 
     def verify_for(self, target: str) -> str | bool:
         """What TLS verification of calls to ``target`` trusts: the site's CA bundle for
@@ -237,6 +305,48 @@ class _PolicySchema(Schema):
     still_waiting_every = fields.Integer(load_default=0, validate=validate.Range(min=0))
     reopen_within = fields.Integer(load_default=0, validate=validate.Range(min=0))
     transcript_to_case = fields.Boolean(load_default=False)
+
+
+_HOST_PORT = validate.Regexp(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$", error="host:port")
+
+
+class _RehostSchema(Schema):
+    enabled = fields.Boolean(load_default=False)
+    max_bytes = fields.Integer(load_default=10_000_000,
+                               validate=validate.Range(min=1, max=100_000_000))
+    connect_timeout = fields.Float(load_default=5.0, validate=validate.Range(min=0.1, max=60))
+    read_timeout = fields.Float(load_default=20.0, validate=validate.Range(min=0.1, max=300))
+    total_timeout = fields.Float(load_default=60.0, validate=validate.Range(min=0.1, max=900))
+    max_redirects = fields.Integer(load_default=3, validate=validate.Range(min=0, max=10))
+    store = fields.String(load_default="directory", validate=validate.OneOf(["directory"]))
+    directory = fields.String(load_default=None)
+    public_url = fields.Url(load_default=None, require_tld=False)
+    expire_hours = fields.Integer(load_default=72, validate=validate.Range(min=1))
+    unsafe_allow_private_hosts = fields.List(fields.String(validate=_HOST_PORT),
+                                             load_default=list)
+
+    @post_load
+    def _complete(self, data: dict, **_: object) -> dict:
+        if data["enabled"]:
+            missing = {key: ["required when enabled"] for key in ("directory", "public_url")
+                       if not data[key]}
+            if missing:
+                raise ValidationError(missing)
+        if data["public_url"] and not data["public_url"].endswith("/"):
+            data["public_url"] += "/"
+        return data
+
+
+class _AttachmentsSchema(Schema):
+    max_count = fields.Integer(load_default=MAX_ATTACHMENTS_PER_MESSAGE,
+                               validate=validate.Range(min=0, max=MAX_ATTACHMENTS_PER_MESSAGE))
+    allowed_types = fields.List(
+        fields.String(validate=validate.Regexp(
+            _TYPE_PATTERN, error="a MIME pattern in lower case: type/subtype, type/*, "
+                                 "type/prefix* or */*")),
+        load_default=lambda: list(DEFAULT_ATTACHMENT_TYPES))
+    refuse_unknown_types = fields.Boolean(load_default=False)
+    rehost = fields.Nested(_RehostSchema, load_default=lambda: _RehostSchema().load({}))
 
 
 class _RapidProSchema(Schema):
@@ -296,6 +406,8 @@ class _SiteSchema(Schema):
     # Language tables have the languages' codes as keys: checked by _load_texts.
     texts = fields.Dict(load_default=dict)
     hours = fields.Dict(load_default=None)  # read by adapter.hours.parse_hours
+    attachments = fields.Nested(_AttachmentsSchema,
+                                load_default=lambda: _AttachmentsSchema().load({}))
     helpline = fields.Dict(required=True)
     # TLS for a helpline behind a private CA: a PEM file of the CA's certificates.
     # Verification itself cannot be turned off.
@@ -394,6 +506,11 @@ def load_site_file(
         source=str(path),
         missing_secrets=tuple(missing),
         ca_bundle=data["ca_bundle"],
+        attachments=AttachmentSettings(
+            max_count=data["attachments"]["max_count"],
+            allowed_types=tuple(data["attachments"]["allowed_types"]),
+            refuse_unknown_types=data["attachments"]["refuse_unknown_types"],
+            rehost=_rehost(data["code"], data["attachments"]["rehost"])),
         weni=WeniSettings(
             topics=tuple(t.lower() for t in weni["topics"]),
             queues=tuple(q.lower() for q in weni["queues"]),
@@ -453,6 +570,15 @@ def _load_texts(path: Path, raw: Mapping[str, Any], weni: Mapping[str, Any] | No
     return Texts(default_language=default, languages=languages,
                  by_language=MappingProxyType({code: MappingProxyType(table)
                                                for code, table in tables.items() if table}))
+
+
+def _rehost(code: str, table: Mapping[str, Any]) -> RehostSettings:
+    settings = RehostSettings(**{**table, "unsafe_allow_private_hosts": tuple(
+        table["unsafe_allow_private_hosts"])})
+    if settings.enabled and settings.unsafe_allow_private_hosts:
+        log.warning("site.rehost_private_hosts_allowed",
+                    extra={"site": code, "count": len(settings.unsafe_allow_private_hosts)})
+    return settings
 
 
 class SiteRegistry:

@@ -3,8 +3,16 @@ with only what the site's kind declares it may learn about the child."""
 
 from __future__ import annotations
 
-from plugins.types import CaseView, ConversationView, HelplineKind, MessageView, SiteView
+from plugins.types import (
+    Attachment,
+    CaseView,
+    ConversationView,
+    HelplineKind,
+    MessageView,
+    SiteView,
+)
 
+from .api.fields import attachment_url, content_type_of
 from .models import Case, Conversation, Message
 from .sites import Site
 
@@ -35,11 +43,18 @@ def conversation_view(kind: HelplineKind, site: Site, conversation: Conversation
         previous_session_id=conversation.previous_id)
 
 
+def media_of(stored: list[str] | None) -> tuple[Attachment, ...]:
+    """Stored attachments (a URL, or ``content-type:url``) as the views carry them."""
+    return tuple(Attachment(url=attachment_url(item), content_type=content_type_of(item))
+                 for item in stored or ())
+
+
 def message_view(message: Message) -> MessageView:
+    media = media_of(message.attachments)
     return MessageView(id=message.id, sender_message_id=message.sender_message_id,
                        conversation_id=message.conversation_id,
-                       text=message.text, attachments=tuple(message.attachments or ()),
-                       sender=message.sender, created_at=message.created_at)
+                       text=message.text, attachments=tuple(item.url for item in media),
+                       sender=message.sender, created_at=message.created_at, media=media)
 
 
 def case_view(kind: HelplineKind, site: Site, case: Case) -> CaseView:

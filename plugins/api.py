@@ -7,7 +7,13 @@ answer, and the field types the core's own schemas use (attachments). ``docs/
 plugins.md`` documents each; the core's records and database are not part of it.
 """
 
-from adapter.api.fields import ATTACHMENT_MAX_LENGTH, attachment_list, parse_attachment
+from adapter.api.fields import (
+    ATTACHMENT_MAX_LENGTH,
+    attachment_list,
+    attachment_url,
+    content_type_of,
+    parse_attachment,
+)
 
 from . import hookimpl
 from .http import check_response, json_body, retry_after_seconds
@@ -15,6 +21,7 @@ from .types import (
     ACK_STATUSES,
     Acknowledgement,
     Assignment,
+    Attachment,
     Callback,
     CallbackRefused,
     CallbackRequest,
@@ -31,6 +38,7 @@ from .types import (
     HelplineEvent,
     HelplineKind,
     MessageView,
+    Progress,
     SendResult,
     SiteView,
     TokenLogin,
@@ -43,6 +51,7 @@ __all__ = [
     "ATTACHMENT_MAX_LENGTH",
     "Acknowledgement",
     "Assignment",
+    "Attachment",
     "Callback",
     "CallbackRefused",
     "CallbackRequest",
@@ -59,13 +68,16 @@ __all__ = [
     "HelplineEvent",
     "HelplineKind",
     "MessageView",
+    "Progress",
     "SendResult",
     "SiteView",
     "TokenLogin",
     "Transcript",
     "TranscriptLine",
     "attachment_list",
+    "attachment_url",
     "check_response",
+    "content_type_of",
     "hookimpl",
     "json_body",
     "parse_attachment",

@@ -156,10 +156,16 @@ class CredentialsExpired(DeliveryFailure):
 
 @dataclass(frozen=True)
 class CaseProgress:
-    """Where a multi-step case creation stands; saved after every step so a retry resumes."""
+    """Where a multi-step call stands (a case's creation, a message sent in parts); saved
+    after every step so a retry resumes."""
 
     steps: Mapping[str, str] = field(default_factory=dict)  # step name → helpline id
     reference: str | None = None  # the helpline's case id once created
+
+
+#: The same record for a message sent in parts (``send_message_parts``): ``steps`` maps
+#: each part's id (``text``, ``1``, ``2``) to what the helpline said of it.
+Progress = CaseProgress
 
 
 # ---- Events parsed from a helpline's callbacks -------------------------------------
@@ -256,6 +262,15 @@ class ConversationView:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """One attachment of a message: its URL, and its content type when the chatbot gave
+    one or the URL's extension says it (``image/jpeg``; sometimes only ``image``)."""
+
+    url: str  # http(s)
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
 class MessageView:
     id: str  # ours, stable across retries: send it so the helpline can deduplicate
     sender_message_id: str  # the sender's own id (a counsellor message: the helpline's)
@@ -264,6 +279,8 @@ class MessageView:
     attachments: tuple[str, ...]  # http(s) URLs
     sender: str | None  # a pseudonym
     created_at: datetime
+    #: The same attachments with their content types, in the same order.
+    media: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -321,9 +338,10 @@ class HelplineClient:
     """
 
     #: Optional steps implemented: "acknowledge", "create_case", "check",
-    #: "refresh_credentials", "attach_transcript", "queue_position". The core never calls
-    #: one that is not named here. "reopen" names no step: it says the helpline can open
-    #: a closed session again (:attr:`ConversationView.reopen_count`).
+    #: "refresh_credentials", "attach_transcript", "queue_position",
+    #: "send_message_parts". The core never calls one that is not named here. "reopen"
+    #: names no step: it says the helpline can open a closed session again
+    #: (:attr:`ConversationView.reopen_count`).
     supports: frozenset[str] = frozenset()
 
     def __init__(self, site: SiteView, http: requests.Session) -> None:
@@ -337,6 +355,16 @@ class HelplineClient:
 
     def send_message(self, conversation: ConversationView, message: MessageView) -> SendResult:
         """One client message; may run more than once for one message (retries)."""
+        raise NotImplementedError
+
+    def send_message_parts(self, conversation: ConversationView, message: MessageView,
+                           progress: CaseProgress,
+                           save_progress: Callable[[CaseProgress], None]) -> SendResult:
+        """A client message with attachments, for a helpline that takes one part per call
+        (text, then each attachment). Skip the parts in ``progress.steps``; call
+        ``save_progress`` after each part the helpline accepted: a retry then resends none
+        of them, and a crash at most the one in flight. Named in :attr:`supports` as
+        ``"message_parts"``; without it, :meth:`send_message` carries the attachments."""
         raise NotImplementedError
 
     def close(self, conversation: ConversationView, closed_by: str) -> SendResult:

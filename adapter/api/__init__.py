@@ -50,7 +50,7 @@ def guard_path_arguments() -> None:
 def init_app(app: Flask) -> None:
     from ..callbacks.routes import register_callback_routes
     from ..dialects import register_dialect_routes
-    from . import health, metrics
+    from . import health, media, metrics
     from .docs_ui import init_docs_assets
 
     api.ERROR_SCHEMA = ErrorSchema
@@ -66,6 +66,7 @@ def init_app(app: Flask) -> None:
     app.before_request(guard_json_body)
     api.register_blueprint(health.blp)
     api.register_blueprint(metrics.blp)
+    api.register_blueprint(media.blp)
     register_dialect_routes(api)
     init_docs_assets(app)
     register_callback_routes(app)

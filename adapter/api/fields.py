@@ -2,9 +2,10 @@
 
 Attachments arrive as URLs (``https://host/a.jpg``) or in RapidPro's ``<content-type>:<url>``
 form (``image/jpeg:https://host/a.jpg``). Only ``http``/``https`` URLs with a host are
-accepted and stored, as the URL alone (what
-:mod:`adapter.dialects.rapidpro_webhook.wire` always kept): anything else (``file:``,
-``javascript:``, ``data:``) would reach a counsellor as a link.
+accepted: anything else (``file:``, ``javascript:``, ``data:``) would reach a counsellor as
+a link. A chatbot's attachment is stored in RapidPro's form when it came with a content type
+(``keep_type``), so the helpline can be told what it is (OpenCHS's ``mime``); a helpline's
+is stored as the URL alone. :func:`attachment_url` and :func:`content_type_of` read either.
 
 RapidPro also sends a shared location as ``geo:<lat>,<long>``. It is no link, so it is
 never an attachment: where a schema allows it (the chatbot's messages), it is checked,
@@ -14,9 +15,11 @@ kept as ``geo:<lat>,<long>`` and turned into a line of the message's text
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields, validate
 
@@ -37,6 +40,8 @@ GEO_PREFIX = "geo:"
 #: ``image``, ``image/jpeg``, ``application/vnd.openxmlformats-officedocument...``.
 _CONTENT_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9.+-]{0,63}(/[A-Za-z0-9][A-Za-z0-9.+_-]{0,126})?$")
 _COORDINATE = re.compile(r"^[+-]?\d{1,3}(\.\d{1,20})?$")
+#: Python's own extension table, never the machine's (``/etc/mime.types`` differs by host).
+_BUILT_IN_TYPES = mimetypes.MimeTypes()
 _WEB_URL = validate.URL(relative=False, schemes={"http", "https"}, require_tld=False)
 
 #: A character no column can store: NUL (PostgreSQL text refuses it) or half of a
@@ -99,11 +104,17 @@ def _geo(text: str) -> str:
     raise ValidationError("a location must be geo:<latitude>,<longitude>")
 
 
-def parse_attachment(value: str, *, allow_geo: bool) -> str:
-    """The URL to store for one attachment (or ``geo:lat,long``); ValidationError if unusable."""
+def _is_web(value: str) -> bool:
+    return value[:7].lower() == "http://" or value[:8].lower() == "https://"
+
+
+def parse_attachment(value: str, *, allow_geo: bool, keep_type: bool = False) -> str:
+    """What to store for one attachment: the URL, or with ``keep_type`` and a declared
+    content type ``<content-type>:<url>`` (the type in lower case); ``geo:lat,long`` for a
+    location where ``allow_geo``. ValidationError if unusable."""
     if len(value) > ATTACHMENT_MAX_LENGTH:
         raise ValidationError(f"at most {ATTACHMENT_MAX_LENGTH} characters")
-    if value[:7].lower() == "http://" or value[:8].lower() == "https://":
+    if _is_web(value):
         return _web_url(value)
     content_type, sep, rest = value.partition(":")
     if sep and content_type.lower() == "geo":
@@ -111,16 +122,53 @@ def parse_attachment(value: str, *, allow_geo: bool) -> str:
             raise ValidationError("a location (geo:) is not accepted here")
         return _geo(value)
     if sep and _CONTENT_TYPE.match(content_type) and rest[:4].lower() == "http":
-        return _web_url(rest)
+        url = _web_url(rest)
+        return f"{content_type.lower()}:{url}" if keep_type else url
     raise ValidationError("must be an http or https URL with a host, or "
                           "<content-type>:<http or https URL>")
 
 
+def typed_attachment(url: str, content_type: str | None) -> str:
+    """A URL and a separately given content type (Weni's ``{url, content_type}``) in the
+    stored form; a content type that is not one is dropped (the URL alone)."""
+    if content_type and _CONTENT_TYPE.match(content_type.strip()) and _is_web(url):
+        return f"{content_type.strip().lower()}:{url}"
+    return url
+
+
+def attachment_url(stored: str) -> str:
+    """The URL of a stored attachment, whichever form it was stored in."""
+    if _is_web(stored):
+        return stored
+    content_type, sep, rest = stored.partition(":")
+    return rest if sep and _is_web(rest) else stored
+
+
+def declared_type(stored: str) -> str | None:
+    """The content type the sender gave with a stored attachment, if any."""
+    if _is_web(stored):
+        return None
+    content_type, sep, rest = stored.partition(":")
+    return content_type if sep and _is_web(rest) else None
+
+
+def content_type_of(stored: str) -> str | None:
+    """The declared content type, else one guessed from the URL's file extension (``.jpg``
+    is ``image/jpeg``), else ``None``: unknown."""
+    declared = declared_type(stored)
+    if declared:
+        return declared
+    path = urlsplit(attachment_url(stored)).path
+    guessed, _ = _BUILT_IN_TYPES.guess_type(path, strict=False)
+    return guessed.lower() if guessed else None
+
+
 class Attachment(fields.String):
     """One attachment: a web URL, or RapidPro's ``<content-type>:<url>``; loaded as the URL
-    (``geo:lat,long`` for a location where ``allow_geo``)."""
+    (``<content-type>:<url>`` with ``keep_type``; ``geo:lat,long`` for a location where
+    ``allow_geo``)."""
 
-    def __init__(self, *, allow_geo: bool = False, **kwargs) -> None:
+    def __init__(self, *, allow_geo: bool = False, keep_type: bool = False, **kwargs) -> None:
         description = ("An http(s) URL, or RapidPro's `<content-type>:<url>` (e.g. "
                        "`image/jpeg:https://host/a.jpg`), at most "
                        f"{ATTACHMENT_MAX_LENGTH} characters")
@@ -130,28 +178,39 @@ class Attachment(fields.String):
                     **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
         self.allow_geo = allow_geo
+        self.keep_type = keep_type
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        return parse_attachment(text.strip(), allow_geo=self.allow_geo)
+        return parse_attachment(text.strip(), allow_geo=self.allow_geo, keep_type=self.keep_type)
 
 
-def attachment_list(*, allow_geo: bool = False, **kwargs) -> fields.List:
+def attachment_list(*, allow_geo: bool = False, keep_type: bool = False, **kwargs) -> fields.List:
     """At most :data:`MAX_ATTACHMENTS` attachments; errors name the index (``attachments.0``)."""
-    return fields.List(Attachment(allow_geo=allow_geo),
+    return fields.List(Attachment(allow_geo=allow_geo, keep_type=keep_type),
                        validate=validate.Length(max=MAX_ATTACHMENTS), **kwargs)
 
 
 def split_attachments(items: Iterable[str]) -> tuple[list[str], list[str]]:
     """Loaded attachments → (URLs to store as attachments, locations as lines of text)."""
+    urls, _, locations = split_attachments_at(items, "attachments")
+    return urls, locations
+
+
+def split_attachments_at(items: Iterable[str], where: str,
+                         ) -> tuple[list[str], list[str], list[str]]:
+    """Loaded attachments → (attachments to store, the field path each came from, such as
+    ``input.attachments.2``, and locations as lines of text)."""
     urls: list[str] = []
+    paths: list[str] = []
     locations: list[str] = []
-    for item in items:
+    for index, item in enumerate(items):
         if item.startswith(GEO_PREFIX):
             locations.append("Shared location: " + item[len(GEO_PREFIX):])
         else:
             urls.append(item)
-    return urls, locations
+            paths.append(f"{where}.{index}")
+    return urls, paths, locations
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list]:

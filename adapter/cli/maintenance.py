@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import click
 from flask import Flask
 
+from .. import media_store
 from ..extensions import db
 from ..models import Case, Conversation, IdempotencyRecord, Message, utcnow
 from ..state import state_of
@@ -15,11 +16,17 @@ from ..state import state_of
 @click.command("purge")
 @click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
 def purge(dry_run: bool) -> None:
-    """Erase message text, intake and URNs older than each site's retention_days."""
+    """Erase message text, intake and URNs older than each site's retention_days (and
+    re-hosted attachments then, or once their links expire)."""
     now = utcnow()
-    total_messages = total_cases = 0
+    total_messages = total_cases = media_files = 0
     for site in state_of().sites:
         cutoff = now - timedelta(days=site.policies.retention_days)
+        rehost = site.attachments.rehost
+        if rehost.enabled and rehost.directory and not dry_run:
+            # Re-hosted attachments: expired links, and everything past retention.
+            media_files += media_store.purge(rehost.directory,
+                                             everything_before=cutoff.replace(tzinfo=UTC))
         conversations = db.select(Conversation.id).where(Conversation.site == site.code)
         messages = db.select(Message).where(
             Message.conversation_id.in_(conversations), Message.created_at < cutoff,
@@ -51,6 +58,8 @@ def purge(dry_run: bool) -> None:
         db.session.commit()
     verb = "would purge" if dry_run else "purged"
     click.echo(f"{verb} {total_messages} messages and {total_cases} cases")
+    if media_files:
+        click.echo(f"purged {media_files} re-hosted attachments")
 
 
 def register(app: Flask) -> None:

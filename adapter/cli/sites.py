@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
@@ -30,9 +33,10 @@ def list_sites() -> None:
 @click.argument("code", required=False)
 def check(code: str | None) -> None:
     """Check SITE (or all): config valid, secrets present, helpline reachable and login
-    accepted, RapidPro token accepted and every configured flow found; texts a served
-    language lacks, and the fallback used. One line per site side and per problem; exits
-    1 when any fails (a deploy script can gate on it; a missing text is not a failure)."""
+    accepted, RapidPro token accepted and every configured flow found, a re-hosting
+    site's directory writable (and its private hosts named); texts a served language
+    lacks, and the fallback used. One line per site side and per problem; exits 1 when
+    any fails (a deploy script can gate on it; a missing text is not a failure)."""
     state = state_of()
     sites = [state.sites.get(code)] if code else list(state.sites)
     if code and sites[0] is None:
@@ -61,8 +65,30 @@ def check(code: str | None) -> None:
                 failures += 0 if finding.ok else 1
                 click.echo(f"{site.code}: rapidpro {'ok' if finding.ok else 'FAIL'} "
                            f"{finding.detail}")
+        failures += _check_rehost(site)
     if failures:
         raise click.exceptions.Exit(1)
+
+
+def _check_rehost(site) -> int:
+    """``[attachments.rehost]``, when on: its directory usable, and the escape hatch named."""
+    rehost = site.attachments.rehost
+    if not rehost.enabled:
+        return 0
+    failures = 0
+    folder = Path(rehost.directory)
+    existing = folder if folder.exists() else next(
+        (parent for parent in folder.parents if parent.exists()), None)
+    if existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        click.echo(f"{site.code}: rehost ok directory {rehost.directory} is writable")
+    else:
+        failures += 1
+        click.echo(f"{site.code}: rehost FAIL directory {rehost.directory} is not writable")
+    if rehost.unsafe_allow_private_hosts:
+        click.echo(f"{site.code}: rehost WARNING unsafe_allow_private_hosts lets downloads "
+                   "reach private addresses: " + ", ".join(rehost.unsafe_allow_private_hosts)
+                   + " (tests and the local sandbox only)")
+    return failures
 
 
 def register(app: Flask) -> None:

@@ -25,18 +25,18 @@ from plugins.types import DeliveryFailure
 
 from ..extensions import db
 from ..models import Delivery, DeliveryStatus, utcnow
-from ..outbox import HELPLINE
+from ..outbox import HELPLINE, MEDIA
 from ..state import state_of
 from .backoff import next_delay
 from .held import SiteHeld, hold
 from .pacing import NotYet
 from .performers import (
-    SEQUENTIAL_ACTIONS,
     forget_preloaded,
     preload,
     prepare,
     record_failure,
     record_success,
+    runs_alone,
 )
 from .recovery import release_site
 
@@ -227,7 +227,7 @@ def _pipeline(app: Flask, rows: list[Delivery], deadline: float, failing_sites: 
             except Exception as exc:  # noqa: BLE001 - recorded like a failed call
                 _settle(app, delivery, None, exc, started, failing_sites, result)
                 continue
-            if delivery.action in SEQUENTIAL_ACTIONS or (not queue and not in_flight):
+            if runs_alone(delivery, call) or (not queue and not in_flight):
                 _settle(app, delivery, *_call(call), started, failing_sites, result)
                 continue
             in_flight[pool.submit(_call, call)] = (delivery, started, side)
@@ -293,7 +293,7 @@ def _record(app: Flask, delivery: Delivery, outcome, error: Exception | None, st
         _release(delivery, delay=error.seconds)
         result.released += 1
     elif isinstance(error, DeliveryFailure):
-        if error.retryable:
+        if error.retryable and delivery.target != MEDIA:  # a media host is not the site's
             failing_sites.add(delivery.site)
         _fail(app, delivery, error, result)
     else:  # a bug or an unexpected answer: retry, and surface it

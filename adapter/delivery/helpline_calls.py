@@ -39,7 +39,7 @@ from .held import SiteHeld
 log = logging.getLogger(__name__)
 
 REQUIRED = ("open", "send_message", "close")
-OPTIONAL = ("acknowledge", "create_case", "check", "attach_transcript")
+OPTIONAL = ("acknowledge", "create_case", "check", "attach_transcript", "send_message_parts")
 CREDENTIALS_REFUSED = (401, 403)
 #: How long a site problem (refused credentials) waits before a retry.
 SITE_PROBLEM_RETRY_SECONDS = 60.0
@@ -78,6 +78,7 @@ def call(state: AdapterState, site: Site, step: str, http: requests.Session,
     if problem:
         raise SiteHeld(problem)
     client = cls(site_view(site), http)
+    _remember_progress(arguments)
     try:
         return _guarded(getattr(client, step), arguments)
     except DeliveryFailure as failure:
@@ -93,6 +94,21 @@ def call(state: AdapterState, site: Site, step: str, http: requests.Session,
                     raise
                 failure = again
         raise _credentials_refused(site, failure) from failure
+
+
+def _remember_progress(arguments: dict[str, Any]) -> None:
+    """A step saving progress (a case, a message in parts) is given, when it is made
+    again after fresh credentials, the progress it saved, not the one it began with: no
+    step the helpline already accepted is made twice."""
+    save = arguments.get("save_progress")
+    if save is None:
+        return
+
+    def save_and_remember(progress: Any) -> None:
+        save(progress)
+        arguments["progress"] = progress
+
+    arguments["save_progress"] = save_and_remember
 
 
 def _refuses_credentials(failure: DeliveryFailure) -> bool:

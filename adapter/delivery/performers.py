@@ -12,10 +12,10 @@ from .. import protocol, transcripts
 from ..audit import audit
 from ..extensions import db
 from ..models import Case, Conversation, Delivery, Message, utcnow
-from ..outbox import CHATBOT, HELPLINE, add_chatbot_event
+from ..outbox import CHATBOT, HELPLINE, MEDIA, add_chatbot_event
 from ..state import clock_now, state_of
 from ..views import case_view, conversation_view, message_view
-from . import helpline_calls
+from . import helpline_calls, rehosting
 from .held import SiteHeld
 from .http import session_for
 from .pacing import NotYet
@@ -23,6 +23,12 @@ from .pacing import NotYet
 #: Actions whose call touches the database (case steps commit their progress): these
 #: run in the worker's main thread, never beside others.
 SEQUENTIAL_ACTIONS = ("case",)
+
+
+def runs_alone(delivery: Delivery, call: Callable) -> bool:
+    """Whether this call commits progress as it goes (a case; a message sent in parts),
+    and so runs in the worker's main thread, the only one with a session."""
+    return delivery.action in SEQUENTIAL_ACTIONS or getattr(call, "saves_progress", False)
 
 
 def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CaseProgress]:
@@ -47,6 +53,8 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
         prepare_call = dialect_named(conversation.dialect if conversation else None).outbound()
         return prepare_call(app, site, delivery, conversation, message, http)
 
+    if delivery.target == MEDIA:
+        return rehosting.prepare_rehost(site, delivery, longest_call=sum(timeout))
     if conversation is not None and conversation.held_since is not None:
         _wait_for_opening(app, site, conversation)
     kind = helpline_calls.kind_of(state, site)
@@ -71,6 +79,10 @@ def prepare(app: Flask, delivery: Delivery) -> Callable[[], SendResult | CasePro
             return helpline_calls.call(state, site, "attach_transcript", http, **arguments)
 
         return call
+    if delivery.action == "message" and message is not None and message.attachments \
+            and conversation is not None \
+            and helpline_calls.supports(state, site, "send_message_parts"):
+        return _parts_call(state, site, http, delivery, kind, conversation, message)
     if delivery.action not in STEPS:
         raise DeliveryFailure(f"unknown action {delivery.action!r}", retryable=False)
     if conversation is None:
@@ -149,24 +161,48 @@ def _message(delivery: Delivery) -> Message | None:
     ).scalar_one_or_none()
 
 
+def _saved_progress(delivery: Delivery) -> tuple[CaseProgress, Callable[[CaseProgress], None]]:
+    """The delivery's saved progress, and how to save the next step's: committed at once,
+    so a retry after a later step fails (or a crash) resumes from there."""
+    saved = delivery.progress or {}
+    progress = CaseProgress(steps=dict(saved.get("steps", {})), reference=saved.get("reference"))
+
+    def save_progress(new: CaseProgress) -> None:
+        delivery.progress = {"steps": dict(new.steps), "reference": new.reference}
+        db.session.commit()
+
+    return progress, save_progress
+
+
+def _parts_call(state, site, http, delivery: Delivery, kind, conversation: Conversation,
+                message: Message) -> Callable[[], SendResult]:
+    """A message with attachments, to a kind that sends it one part per call: each part
+    the helpline accepted is recorded before the next is sent (``runs_alone``)."""
+    progress, save_progress = _saved_progress(delivery)
+    arguments = {"conversation": conversation_view(kind, site, conversation),
+                 "message": message_view(message)}
+
+    def call():
+        return helpline_calls.call(state, site, "send_message_parts", http, **arguments,
+                                   progress=progress, save_progress=save_progress)
+
+    call.saves_progress = True
+    return call
+
+
 def _case_step(delivery: Delivery, kind, site):
     """The case's view, its saved progress, and how to save the next step's."""
     case = db.session.get(Case, delivery.case_id)
     if case is None:
         raise DeliveryFailure("case not found", retryable=False)
-    saved = delivery.progress or {}
-    progress = CaseProgress(steps=dict(saved.get("steps", {})), reference=saved.get("reference"))
-
-    def save_progress(new: CaseProgress) -> None:
-        # Committed at once: a retry after a later step fails resumes from here.
-        delivery.progress = {"steps": dict(new.steps), "reference": new.reference}
-        db.session.commit()
-
+    progress, save_progress = _saved_progress(delivery)
     return case_view(kind, site, case), progress, save_progress
 
 
 def record_success(delivery: Delivery, outcome) -> None:
-    if delivery.target == HELPLINE:
+    if delivery.target == MEDIA:
+        rehosting.finish(delivery)
+    elif delivery.target == HELPLINE:
         conversation = db.session.get(Conversation, delivery.conversation_id) \
             if delivery.conversation_id else None
         if delivery.action in ("open", "message") and conversation is not None:
@@ -184,6 +220,10 @@ def record_success(delivery: Delivery, outcome) -> None:
 
 
 def record_failure(delivery: Delivery, reason: str) -> None:
+    if delivery.target == MEDIA:
+        # Given up: what was stored still goes, and the counsellor is told of the rest.
+        rehosting.finish(delivery, gave_up="it could not be fetched in time")
+        return
     message = _message(delivery)
     if message is not None and delivery.action == "message":
         protocol.message_failed(message, reason)

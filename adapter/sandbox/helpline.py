@@ -15,6 +15,9 @@ Speaks the wire format in ``reference/openchs.md``:
   or the older ``{"<resource>": [[id, ...]]}`` with ``legacy_shape``.
 - ``GET <base>hunting/?session_id=<id>`` (Bearer) → ``{session_id, state, position}``:
   the hunting daemon's queue (not public OpenCHS; a site's ``helpline.hunting_url``).
+- ``mime``, when sent, must be a MIME type (``type/subtype``, RFC 6838's characters):
+  anything else is a 400, so an adapter that sent ``image`` or a URL there is caught.
+  Each stored message keeps its ``mime`` (an attachment part: its content type).
 
 Simulated counsellors (:mod:`adapter.sandbox.hunting`) call the adapter back through
 :mod:`adapter.sandbox.callbacks`; both are off unless configured, so a plain test sees
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import hmac
 import itertools
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -130,6 +134,11 @@ HELPLINE_FAULTS: Spec = {
     "fail_resource_status": ((int,), 500),
     # The hunting daemon's answers only: seconds before each (the rest stays quick).
     "slow_hunting": ((int, float), 0.0),
+    # Fail the msg/ posts whose message_id ends with this (e.g. "/2": a message's second
+    # attachment), fail_message_id_next times, with fail_message_id_status.
+    "fail_message_id": ((str, None), None),
+    "fail_message_id_next": ((int,), 0),
+    "fail_message_id_status": ((int,), 503),
 }
 
 RECORD_KINDS = (
@@ -298,6 +307,9 @@ def _bearer_ok(state: HelplineState) -> bool:
 
 
 MESSAGE_REQUIRED = ("session_id", "message_id", "from", "message")
+#: RFC 6838's restricted names, ``type/subtype``.
+_MIME_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+MIME_TYPE = re.compile(f"{_MIME_NAME}/{_MIME_NAME}")
 
 
 def _message_view(state: HelplineState) -> Callable[[], Any]:
@@ -312,6 +324,14 @@ def _message_view(state: HelplineState) -> Callable[[], Any]:
         missing = [f"{name} is required" for name in MESSAGE_REQUIRED if body.get(name) is None]
         if missing:
             return _error(400, *missing)
+        mime = body.get("mime")
+        if mime is not None and not (isinstance(mime, str) and MIME_TYPE.fullmatch(mime)):
+            return _error(400, "mime: not a MIME type (type/subtype)")
+        failing = state.faults.get("fail_message_id")
+        if failing and str(body["message_id"]).endswith(failing) \
+                and state.faults.take("fail_message_id_next"):
+            return _error(state.faults.get("fail_message_id_status"),
+                          "msg failed (sandbox fault)")
         answer, is_new = _accept_message(state, body)
         if is_new:
             state.pool.client_message(
@@ -463,6 +483,7 @@ def _run_control(pool: CounsellorPool, action: str, session_id: str, body: dict)
             recipient=body.get("recipient"),
             message_id=body.get("message_id"),
             minimal=body.get("minimal"),
+            message_type=str(body.get("message_type") or "text"),
         )
     if action == "close":
         return pool.close(session_id)

@@ -243,8 +243,10 @@ class CounsellorPool:
         recipient: str | None = None,
         message_id: str | None = None,
         minimal: bool | None = None,
+        message_type: str = "text",
     ) -> dict[str, Any]:
-        """A counsellor sends ``text`` now; returns the callback outcome."""
+        """A counsellor sends ``text`` now (with ``message_type`` ``image``, ``audio``, ...:
+        a link to media); returns the callback outcome."""
         with self._lock:
             session = self._sessions.get(session_id)
         address = recipient or (session.address if session else None)
@@ -255,9 +257,11 @@ class CounsellorPool:
             config["callback_minimal"] = minimal
         name = counsellor or (session.counsellor if session else None) or config["counsellors"][0]
         if session is None:
-            return self._send_reply(session_id, address, text, name, config, message_id)
+            return self._send_reply(session_id, address, text, name, config, message_id,
+                                    message_type)
         with session.send_lock:
-            return self._send_reply(session_id, address, text, name, config, message_id)
+            return self._send_reply(session_id, address, text, name, config, message_id,
+                                    message_type)
 
     def close(self, session_id: str) -> dict[str, Any]:
         """The counsellor ends the chat now; returns the callback outcome."""
@@ -352,8 +356,10 @@ class CounsellorPool:
         counsellor: str | None,
         config: Mapping[str, Any],
         message_id: str | None = None,
+        message_type: str = "text",
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"recipient": address, "message_type": "text", "content": text}
+        body: dict[str, Any] = {"recipient": address, "message_type": message_type,
+                                "content": text}
         if not config["callback_minimal"]:
             body.update(
                 session_id=session_id,

@@ -5,6 +5,9 @@
   with a RapidPro-shaped body. ``GET`` on both lists what this org created.
 - ``GET /api/v2/flows.json`` (``?uuid=`` filters): the configured flows, as RapidPro
   lists them; a flow start naming a flow not configured is refused like RapidPro does.
+  A broadcast's ``attachments`` (a list, or language → list; at most 10) must name media
+  uploaded to the workspace (``media``): any other URL is refused, as RapidPro's
+  ``MediaField`` refuses it.
 - ``Authorization: Token <token>``; each configured token belongs to an org
   (``tokens: {token: org}``); missing or unknown → 401 ``{"detail": ...}``.
 - Per-org token bucket of ``rate_per_hour`` (default 3600, like RapidPro) → 429 with
@@ -53,6 +56,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # flow uuid -> name: the workspace's flows. As in RapidPro, a flow start naming any
     # other flow is refused ("No such object"); none configured, none exist.
     "flows": {},
+    # Media uploaded to the workspace (uuids). As in RapidPro (its API's MediaField), a
+    # broadcast's `attachments` may only name these: by uuid, or as a
+    # `<content-type>:<url>` whose URL holds one. Any other URL is "No such object".
+    "media": [],
     "record_requests": True,
 }
 
@@ -276,6 +283,10 @@ def validate_broadcast(body: dict, config: Mapping[str, Any]) -> tuple[dict[str,
             errors["text"] = ["Must be a string or a dict of language to string."]
     if any(len(value) > MAX_TEXT_CHARS for value in translations.values()):
         errors["text"] = [f"Ensure this field has no more than {MAX_TEXT_CHARS} characters."]
+    if body.get("attachments") is not None:
+        problem = _attachments_problem(body["attachments"], config)
+        if problem:
+            errors["attachments"] = [problem]
     if not errors and not translations and not body.get("attachments"):
         errors["non_field_errors"] = ["Must provide either text or attachments."]
     if not errors and not any(recipients.values()):
@@ -293,6 +304,25 @@ def validate_broadcast(body: dict, config: Mapping[str, Any]) -> tuple[dict[str,
         "status": "pending",
         "created_on": _now(),
     }
+
+
+MAX_ATTACHMENTS = 10
+
+
+def _attachments_problem(value: Any, config: Mapping[str, Any]) -> str | None:
+    """RapidPro's TranslatedAttachmentsField: a list (or language → list) of at most 10
+    media, each a media uuid or an attachment string whose URL contains one."""
+    lists = list(value.values()) if isinstance(value, dict) else [value]
+    for items in lists:
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            return "Expected a list of items."
+        if len(items) > MAX_ATTACHMENTS:
+            return f"Ensure this field has no more than {MAX_ATTACHMENTS} elements."
+        known = {str(m).lower() for m in config["media"]}
+        for item in items:
+            if not any(media in item.lower() for media in known):
+                return f"No such object: {item}"
+    return None
 
 
 def _validate_recipients(body: dict, errors: dict[str, list[str]]) -> dict[str, list[str]]:

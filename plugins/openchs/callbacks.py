@@ -62,7 +62,8 @@ class OpenCHSCounsellorMessageSchema(_Lenient):
         """Media content reaches the client as an attachment: an http(s) link only."""
         if (data.get("message_type") or "text") in MEDIA_TYPES and data.get("content"):
             try:
-                data["content"] = parse_attachment(data["content"].strip(), allow_geo=False)
+                data["content"] = parse_attachment(data["content"].strip(), allow_geo=False,
+                                                   keep_type=True)
             except ValidationError as exc:
                 raise ValidationError({"content": exc.messages}) from None
         return data

@@ -29,16 +29,20 @@ class OpenCHSClient(HelplineClient):
     message starts the chat, and a close is a notice the counsellor reads)."""
 
     supports = frozenset({"create_case", "check", "refresh_credentials", "reopen",
-                          "attach_transcript", "queue_position"})
+                          "attach_transcript", "queue_position", "send_message_parts"})
 
     def _post(self, conversation: ConversationView, *, message_id: str, text: str,
-              when) -> SendResult:
+              when, mime: str | None = None) -> SendResult:
         body = wire.message_body(self.config, session_id=conversation.id,
                                  message_id=message_id, sender=wire.client_address(conversation),
-                                 text=text, when=when)
+                                 text=text, when=when, mime=mime)
         response = client.post(self.site.code, self.config, self.http, "msg/", body,
                                "openchs msg")
-        return SendResult(status_code=response.status_code)
+        try:
+            reference = wire.created_id(response.json(), "msg")
+        except ValueError:
+            reference = None
+        return SendResult(status_code=response.status_code, reference=reference)
 
     def open(self, conversation: ConversationView) -> SendResult:
         """The opening notice, if the site has one; a return always tells the counsellor
@@ -59,6 +63,23 @@ class OpenCHSClient(HelplineClient):
         text = wire.text_with_attachments(message.text, list(message.attachments))
         return self._post(conversation, message_id=message.id, text=text,
                           when=message.created_at)
+
+    def send_message_parts(self, conversation: ConversationView, message: MessageView,
+                           progress: CaseProgress,
+                           save_progress: Callable[[CaseProgress], None]) -> SendResult:
+        """The text, then one ``msg/`` per attachment (``mime`` its content type, the URL
+        as ``message``). OpenCHS stores every POST, so a part it accepted is saved at once
+        and never sent again: a retry resumes at the first part not yet accepted."""
+        steps = dict(progress.steps)
+        result = SendResult()
+        for part in wire.message_parts(message):
+            if part.step in steps:
+                continue
+            result = self._post(conversation, message_id=part.message_id, text=part.text,
+                                when=message.created_at, mime=part.mime)
+            steps[part.step] = result.reference or "sent"
+            save_progress(CaseProgress(steps=dict(steps)))
+        return SendResult(status_code=result.status_code)
 
     def close(self, conversation: ConversationView, closed_by: str) -> SendResult:
         text = self.config["timeout_notice"] if closed_by == "timeout" \

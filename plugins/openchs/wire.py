@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from plugins.api import content_type_of
 from plugins.types import (
     Acknowledgement,
     Assignment,
+    Attachment,
     ConversationRef,
     CounsellorMessage,
     HelplineClose,
     HelplineEvent,
+    MessageView,
 )
 
-#: Reply ``message_type`` values whose ``content`` is a link to media, not text.
-MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "file", "voice"})
+#: Reply ``message_type`` values whose ``content`` is a link to media, not text, and the
+#: content type each says (RapidPro's partial types, as its flows write them).
+MEDIA_CONTENT_TYPES = {"image": "image", "audio": "audio", "voice": "audio", "video": "video",
+                       "document": "application", "file": "application"}
+MEDIA_TYPES = frozenset(MEDIA_CONTENT_TYPES)
 
 
 def unix_seconds(when: datetime | None) -> str:
@@ -39,8 +46,9 @@ def client_address(conversation: Any) -> str:
 
 
 def message_body(helpline: Mapping[str, Any], *, session_id: str, message_id: str, sender: str,
-                 text: str, when: datetime | None) -> dict[str, str]:
-    """The ``msg/`` body, exactly the fields the helpline stores (``reference/openchs.md``)."""
+                 text: str, when: datetime | None, mime: str | None = None) -> dict[str, str]:
+    """The ``msg/`` body, exactly the fields the helpline stores (``reference/openchs.md``);
+    ``mime`` is the site's (text) unless a part says otherwise."""
     return {
         "channel": helpline["channel"],
         "timestamp": unix_seconds(when),
@@ -48,15 +56,60 @@ def message_body(helpline: Mapping[str, Any], *, session_id: str, message_id: st
         "message_id": message_id,
         "from": sender,
         "message": text,
-        "mime": helpline["mime"],
+        "mime": mime or helpline["mime"],
     }
 
 
+#: The ``mime`` of an attachment whose type nobody told us.
+UNKNOWN_MIME = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One ``msg/`` post of a message sent in parts."""
+
+    step: str  # its key in the delivery's progress: "text", "1", "2", ...
+    message_id: str  # ``<message id>`` for the text, ``<message id>/<n>`` for attachment n
+    text: str
+    mime: str | None  # None: the site's own (text)
+
+
+def attachment_mime(media: Attachment) -> str:
+    """A full ``type/subtype`` for ``mime``: the declared type, else ``application/
+    octet-stream`` (a bare ``image`` says too little to be a MIME type)."""
+    declared = (media.content_type or "").lower()
+    return declared if "/" in declared else UNKNOWN_MIME
+
+
+def message_parts(message: MessageView) -> list[Part]:
+    """The text (if any) first, then each attachment as its own post, its URL the message
+    and its content type the ``mime``. The ids are stable across retries and distinct."""
+    parts = [Part("text", message.id, message.text, None)] if message.text else []
+    media = message.media or tuple(Attachment(url) for url in message.attachments)
+    for number, item in enumerate(media, start=1):
+        parts.append(Part(str(number), f"{message.id}/{number}", item.url, attachment_mime(item)))
+    return parts
+
+
 def text_with_attachments(text: str | None, attachments: list[str] | None) -> str:
-    """``msg/`` carries text only: attachment URLs go on their own lines after it."""
+    """One ``msg/`` with attachment URLs on their own lines after the text: how a message
+    goes when the core calls ``send_message`` (``send_message_parts`` sends one post per
+    attachment, with its ``mime``)."""
     parts = [text] if text else []
     parts += list(attachments or ())
     return "\n".join(parts)
+
+
+def typed_media(content: str, message_type: str | None) -> str:
+    """A media reply's link as the core stores it: with its content type, the one the
+    helpline gave (``image/jpeg:https://…``), else the one its URL's extension says if it
+    agrees with ``message_type``, else ``message_type``'s own (``image:https://…``)."""
+    if not content.lower().startswith(("http://", "https://")):
+        return content  # typed already
+    partial = MEDIA_CONTENT_TYPES.get(message_type or "", "")
+    guessed = content_type_of(content) or ""
+    content_type = guessed if guessed.partition("/")[0] == partial else partial
+    return f"{content_type}:{content}" if content_type else content
 
 
 def events(action: str, payload: Mapping[str, Any]) -> list[HelplineEvent]:
@@ -69,7 +122,8 @@ def events(action: str, payload: Mapping[str, Any]) -> list[HelplineEvent]:
         return [CounsellorMessage(
             ref=ref,
             text="" if media else content,
-            attachments=(content,) if media and content else (),
+            attachments=(typed_media(content, payload.get("message_type")),)
+            if media and content else (),
             message_id=payload.get("message_id") or None,
             counsellor=payload.get("counsellor") or payload.get("agent") or None,
         )]

@@ -38,7 +38,7 @@ class WebhookMessageData(_Ref):
     message_id = fields.String(required=True, validate=MESSAGE_ID)
     text = fields.String(load_default="", validate=validate.Length(max=10_000))
     counsellor = fields.String(load_default=None, validate=COUNSELLOR)
-    attachments = attachment_list(load_default=list)
+    attachments = attachment_list(keep_type=True, load_default=list)
 
 
 class WebhookAssignData(_Ref):

@@ -71,6 +71,9 @@ def message(conversation: Any, msg: Any) -> dict:
         "from": conversation.client,
         "text": msg.text or "",
         "attachments": list(msg.attachments or ()),
+        # The same, with each one's content type (null when unknown).
+        "media": [{"url": item.url, "content_type": item.content_type}
+                  for item in (msg.media or ())],
     }, msg.created_at)
 
 

@@ -80,7 +80,7 @@ def test_resthook_body_uses_run_uuid_input_text_and_attachments(app, client, aut
     conversation, messages, _ = _conversation(app, RUN_UUID)
     assert conversation.run_uuid == RUN_UUID
     assert [(m.text, m.sender_message_id, m.attachments) for m in messages] == [
-        ("please help me", INPUT_UUID, ["https://media.example.org/photo.jpg"])]
+        ("please help me", INPUT_UUID, ["image/jpeg:https://media.example.org/photo.jpg"])]
 
 
 def test_explicit_fields_win_and_route_by_site(app, client, auth):

@@ -439,7 +439,10 @@ for (_method, _path), _build in list(ROUTES.items()):
 
 # Answer the same to everyone (they take no credential, or their own): tested apart.
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("post", "/api/token/"),
-          ("post", "/open/api/token/"), ("post", "/v1/sites/{site}/openchs/token/")}
+          ("post", "/open/api/token/"), ("post", "/v1/sites/{site}/openchs/token/"),
+          # A re-hosted attachment: its unguessable, expiring token is the credential
+          # (tests/integration/test_attachments.py).
+          ("get", "/v1/media/{site}/{token}")}
 SIGNED = {("post", "/v1/sites/{site}/webhook/events/")}
 # The Weni ticketer's routes: the same rules, on sites that serve tickets
 # (tests/dialects/test_weni_ticketer_isolation.py, with the contract's error envelope).

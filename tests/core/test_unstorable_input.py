@@ -209,7 +209,7 @@ def test_an_attachment_that_is_not_a_web_link_is_400_naming_its_index(app, clien
     refused(app, client, auth, {"site": "lb", "attachments": [attachment]}, "attachments.0")
 
 
-def test_attachments_in_rapidpros_form_are_accepted_and_stored_as_the_url(app, client, auth,
+def test_attachments_in_rapidpros_form_are_stored_with_their_content_type(app, client, auth,
                                                                          conversation_id):
     body = default_body(conversation_id="conv-media", site="lb", attachments=[
         "image/jpeg:https://media.example.org/a.jpg", "https://media.example.org/b.ogg"])
@@ -220,10 +220,10 @@ def test_attachments_in_rapidpros_form_are_accepted_and_stored_as_the_url(app, c
     assert response.status_code == 202, response.json
 
     _, [first] = _stored(app, "conv-media")
-    assert first.attachments == ["https://media.example.org/a.jpg",
+    assert first.attachments == ["image/jpeg:https://media.example.org/a.jpg",
                                  "https://media.example.org/b.ogg"]
     _, [second] = _stored(app, conversation_id)
-    assert second.attachments == ["http://v.example/c.mp4"]
+    assert second.attachments == ["video/mp4:http://v.example/c.mp4"]
 
 
 def test_a_shared_location_becomes_text_not_a_link(app, client, auth):

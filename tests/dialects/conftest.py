@@ -34,7 +34,8 @@ def weni_countries(tmp_path, monkeypatch):
                routing={"locations": ["Dodoma"]},
                helpline={"url": "http://127.0.0.1:9/helpline-tz"},
                chatbot={"weni": {"topics": [NO_REOPEN_TOPIC], "reopen": False,
-                                 "webhook_secret": "${" + SECRET_ENV + "}"}})
+                                 "webhook_secret": "${" + SECRET_ENV + "}"}},
+               attachments={"allowed_types": ["image/*"]})
     write_site(folder, "rw", name="No Weni here", plugin="loopback",
                routing={"locations": ["Kigali"], "urn_prefixes": ["tel:+250"]},
                helpline={"url": "http://127.0.0.1:9/helpline-rw"})

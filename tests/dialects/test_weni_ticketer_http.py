@@ -205,7 +205,7 @@ def test_forward_answers_the_contract_and_dedupes_by_message_id(weni_app, weni):
     [message] = stored(weni_app, Message, sender_message_id="msg-789")
     assert message.id == first.json["message_external_id"]
     assert message.text == contract.FORWARD_BODY["text"]
-    assert message.attachments == ["https://example.com/files/image.jpg"]
+    assert message.attachments == ["image/jpeg:https://example.com/files/image.jpg"]
     assert contract.CONTACT_NAME not in everything_stored(weni_app)
     assert [d.action for d in stored(weni_app, Delivery, message_id=message.id)] == ["message"]
 
@@ -359,3 +359,46 @@ def test_history_errors(weni_app, weni):
     assert "messages" in answer["details"]["fields"]
     error_of(client.post("/v1/tickets/nope/history", json=contract.HISTORY_BODY,
                          headers=headers), {"status": 404, "error": "ticket_not_found"})
+
+
+# ---- a site's [attachments] limits ---------------------------------------------------
+
+def test_a_refused_attachment_is_a_422_in_the_contracts_envelope_and_the_text_is_kept(
+        weni_app, weni):
+    """tz takes images only: the video is named, the text and the image are received."""
+    client, headers = weni
+    external_id = open_ticket(client, headers, topic={"uuid": NO_REOPEN_TOPIC}).json["external_id"]
+    path = f"/v1/tickets/{external_id}/messages"
+    body = contract.body(contract.FORWARD_BODY, message_id="msg-video", attachments=[
+        {"url": "https://example.com/files/clip.mp4", "content_type": "video/mp4"},
+        {"url": "https://example.com/files/image.jpg", "content_type": "image/jpeg"}])
+
+    first = client.post(path, json=body, headers=headers)
+    answer = error_of(first, {"status": 422, "error": "attachments_refused",
+                              "details": {"fields", "message_external_id", "status"}})
+    assert answer["details"]["fields"] == {
+        "attachments.0": ["content type video/mp4 is not accepted at this site"]}
+    [message] = stored(weni_app, Message, sender_message_id="msg-video")
+    assert answer["details"]["message_external_id"] == message.id
+    assert message.text == contract.FORWARD_BODY["text"]
+    assert message.attachments == ["image/jpeg:https://example.com/files/image.jpg"]
+    again = client.post(path, json=body, headers=headers)
+    assert (again.status_code, again.json) == (422, first.json)
+    assert len(stored(weni_app, Message, sender_message_id="msg-video")) == 1
+
+
+def test_history_keeps_its_messages_and_names_the_refused_attachments(weni_app, weni):
+    client, headers = weni
+    external_id = open_ticket(client, headers, topic={"uuid": NO_REOPEN_TOPIC}).json["external_id"]
+    history = {"ticket_id": contract.TICKET_ID, "external_id": external_id, "messages": [
+        {"message_id": "h-1", "direction": "incoming", "text": "earlier words",
+         "attachments": [{"url": "https://example.com/a.pdf", "content_type": "application/pdf"}],
+         "sent_at": "2026-05-20T14:30:00Z"}]}
+    response = client.post(f"/v1/tickets/{external_id}/history", json=history, headers=headers)
+
+    assert response.status_code == 200, response.json
+    assert response.json["messages_received"] == 1
+    assert response.json["attachments_refused"] == {
+        "messages.0.attachments.0": ["content type application/pdf is not accepted at this site"]}
+    [message] = stored(weni_app, Message, sender_message_id="h-1")
+    assert message.attachments is None

@@ -30,7 +30,10 @@ from tests.support.sites import write_site
 #: are in the body, and tests/compat and tests/plugins cover wrong ones).
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("post", "/api/token/"),
           ("post", "/open/api/token/"),
-          ("post", "/v1/sites/{site}/openchs/token/")}
+          ("post", "/v1/sites/{site}/openchs/token/"),
+          # A re-hosted attachment: its unguessable, expiring token is the credential
+          # (tests/integration/test_attachments.py).
+          ("get", "/v1/media/{site}/{token}")}
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"bad-input-webhook-secret-32bytes").decode()
 STRANGER_SECRET = "whsec_" + base64.b64encode(b"someone-elses-secret-32-bytes!!!").decode()
 TRACE_MARKERS = ("Traceback", 'File "', "sqlalchemy", "psycopg", "werkzeug")

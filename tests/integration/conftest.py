@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, select
 from adapter.config import normalise_database_url
 from adapter.models import Delivery
 from adapter.sandbox.control import RunningSandbox, start_sandbox
+from adapter.sandbox.media import MediaHost
 from adapter.sandbox.process import ManagedProcess, free_port
 from tests.support import servers
 from tests.support.sites import write_site
@@ -85,6 +86,7 @@ class Stack:
     database_url: str
     redis_url: str
     workers: list[ManagedProcess] = field(default_factory=list)
+    media: MediaHost | None = None  # the chatbot's media host, for the re-hosting site
 
     def __post_init__(self) -> None:
         self.http = requests.Session()
@@ -182,15 +184,20 @@ class Stack:
         self.gunicorn.close()
         self.helpline.stop()
         self.rapidpro.stop()
+        if self.media is not None:
+            self.media.stop()
         self.engine.dispose()
 
 
-def _write_countries(folder: Path, helpline_api: str, rapidpro_url: str) -> None:
+def _write_countries(folder: Path, helpline_api: str, rapidpro_url: str,
+                     adapter_url: str = "", media: MediaHost | None = None) -> None:
     """Three openchs sites on the one sandbox helpline and the one sandbox RapidPro.
 
     ``ke`` sends counsellor messages as flow starts (so the chatbot learns our message
-    ids and can acknowledge them), ``bc`` as plain broadcasts, and at ``nc`` nobody
-    ever answers in time.
+    ids and can acknowledge them), ``bc`` as plain broadcasts (and takes only images,
+    audio and PDFs, three at most), and at ``nc`` nobody ever answers in time. ``rh``
+    re-hosts attachments (fetched from ``media``, the one private host:port it may reach,
+    served back at ``adapter_url``).
     """
     rapidpro = {"base_url": rapidpro_url, "token": "${RAPIDPRO_TOKEN}", "flows": FLOWS,
                 "rate_per_hour": 360000}
@@ -205,13 +212,25 @@ def _write_countries(folder: Path, helpline_api: str, rapidpro_url: str) -> None
     write_site(folder, "bc", name="Broadcasts", plugin="openchs",
                routing={"locations": ["Mombasa"]},
                helpline=helpline, rapidpro={**rapidpro, "message_mode": "broadcasts"},
-               policies={"assignment_timeout": 300})
+               policies={"assignment_timeout": 300},
+               attachments={"max_count": 3,
+                            "allowed_types": ["image/*", "audio/*", "application/pdf"]})
     write_site(folder, "nc", name="Nobody comes", plugin="openchs",
                routing={"locations": ["Nowhere"]},
                helpline=helpline, rapidpro=rapidpro, policies={"assignment_timeout": 1})
+    if media is not None:
+        write_site(folder, "rh", name="Re-hosting", plugin="openchs",
+                   routing={"locations": ["Rehostville"]}, helpline=helpline,
+                   rapidpro={**rapidpro, "message_mode": "broadcasts"},
+                   attachments={"allowed_types": ["image/*", "audio/*"], "rehost": {
+                       "enabled": True, "directory": str(folder.parent / "media-rh"),
+                       "public_url": f"{adapter_url}/v1/media/rh/", "max_bytes": 50_000,
+                       "connect_timeout": 1, "read_timeout": 2, "total_timeout": 4,
+                       "unsafe_allow_private_hosts": [f"127.0.0.1:{media.port}"]}})
 
 
-def start_peers(adapter_url: str, countries: Path) -> tuple[RunningSandbox, RunningSandbox]:
+def start_peers(adapter_url: str, countries: Path, media: MediaHost | None = None,
+                ) -> tuple[RunningSandbox, RunningSandbox]:
     """The sandbox helpline (calling back to ``adapter_url``) and RapidPro, and the
     countries folder pointing at them."""
     helpline = start_sandbox(
@@ -222,7 +241,7 @@ def start_peers(adapter_url: str, countries: Path) -> tuple[RunningSandbox, Runn
              "SANDBOX_HELPLINE_CALLBACK_PASSWORD": CALLBACK_PASSWORD})
     rapidpro = start_sandbox("rapidpro", "--token", f"{RAPIDPRO_TOKEN}=integration-org",
                              *(f"--flow={flow}={event}" for event, flow in FLOWS.items()))
-    _write_countries(countries, helpline.api_url, rapidpro.url)
+    _write_countries(countries, helpline.api_url, rapidpro.url, adapter_url, media)
     return helpline, rapidpro
 
 
@@ -269,7 +288,8 @@ def _stack(tmp_path_factory, stack_database, redis_url):
     web_port = free_port()
     url = f"http://127.0.0.1:{web_port}"
     countries = base / "countries"
-    helpline, rapidpro = start_peers(url, countries)
+    media = MediaHost()
+    helpline, rapidpro = start_peers(url, countries, media)
     env = adapter_env(stack_database, redis_url, countries, "integration", PROCESS_SETTINGS)
     full_env = {**os.environ, **env}
     key = migrate_and_create_client(full_env, f"weni-{uuid.uuid4().hex[:6]}")
@@ -278,7 +298,8 @@ def _stack(tmp_path_factory, stack_database, redis_url):
         env=env, ready_url=f"{url}/healthz", name="gunicorn", cwd=ROOT)
     gunicorn.start(timeout=30)
     stack = Stack(url=url, key=key, env=full_env, helpline=helpline, rapidpro=rapidpro,
-                  gunicorn=gunicorn, database_url=stack_database, redis_url=redis_url)
+                  gunicorn=gunicorn, database_url=stack_database, redis_url=redis_url,
+                  media=media)
     stack.start_worker()
     yield stack
     stack.close()

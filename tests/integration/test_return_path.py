@@ -57,7 +57,7 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
         "params": {"event": "message", "conversation_id": "conv-1", "session_id": session,
                    "counsellor": "Amani",
                    "message_id": our_id, "text": "I am here. You are safe.",
-                   "attachments": []},
+                   "attachments": [], "attachment_urls": []},
     }
 
     # The helpline acknowledges the client's first message; the chatbot hears it.

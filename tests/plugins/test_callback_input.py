@@ -77,13 +77,13 @@ def test_a_webhook_attachment_that_is_not_a_web_link_is_400(world, attachment):
     assert counsellor_messages(app) == []
 
 
-def test_a_webhook_attachment_in_rapidpros_form_is_stored_as_the_url(world):
+def test_a_webhook_attachment_in_rapidpros_form_keeps_its_content_type(world):
     app, client, sessions, _ = world
     response = webhook(client, {"session_id": sessions["wh"], "message_id": "h-2", "text": "",
                                 "attachments": ["image/png:https://files.example/a.png"]})
     assert response.status_code == 201, response.json
     [message] = counsellor_messages(app)
-    assert message.attachments == ["https://files.example/a.png"]
+    assert message.attachments == ["image/png:https://files.example/a.png"]
 
 
 @pytest.mark.parametrize(("data", "field"), [
@@ -119,7 +119,24 @@ def test_an_openchs_media_reply_with_a_web_link_is_an_attachment(world):
         "content": "image/jpeg:https://files.example/b.jpg"})
     assert response.status_code == 201, response.json
     [message] = counsellor_messages(app)
-    assert (message.text, message.attachments) == ("", ["https://files.example/b.jpg"])
+    assert (message.text, message.attachments) == ("", ["image/jpeg:https://files.example/b.jpg"])
+
+
+@pytest.mark.parametrize(("message_type", "content", "stored"), [
+    ("image", "https://files.example/c.png", "image/png:https://files.example/c.png"),
+    ("image", "https://files.example/c", "image:https://files.example/c"),
+    ("voice", "https://files.example/v.mp4", "audio:https://files.example/v.mp4"),
+    ("document", "https://files.example/d.pdf", "application/pdf:https://files.example/d.pdf"),
+])
+def test_an_openchs_media_reply_keeps_the_content_type_it_says(world, message_type, content,
+                                                               stored):
+    app, client, sessions, token = world
+    response = client.post("/v1/sites/ke/openchs/message/", headers=token, json={
+        "session_id": sessions["ke"], "message_type": message_type, "message_id": "o-typed",
+        "content": content})
+    assert response.status_code == 201, response.json
+    [message] = counsellor_messages(app)
+    assert message.attachments == [stored]
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -4,6 +4,7 @@ byte for byte, one session token reused, refreshed once on a 401."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -12,6 +13,7 @@ from adapter.delivery import helpline_calls
 from adapter.sites import SiteRegistry, load_site_file
 from adapter.state import AdapterState
 from plugins.api import (
+    Attachment,
     CaseProgress,
     CaseView,
     ConversationView,
@@ -183,6 +185,61 @@ def test_attachments_travel_as_links_after_the_text(pm, site, helpline, http):
         message=message(attachments=["https://files.example/a.jpg"]))
     [sent] = helpline.client.records("messages")
     assert sent["message"] == "I need help\nhttps://files.example/a.jpg"
+
+
+def _media(*items):
+    return tuple(Attachment(url, content_type) for url, content_type in items)
+
+
+def with_media(media) -> MessageView:
+    return replace(message(attachments=[m.url for m in media]), media=media)
+
+
+def test_a_message_in_parts_is_its_text_then_one_post_per_attachment(pm, site, helpline, http):
+    media = _media(("https://files.example/a.jpg", "image/jpeg"),
+                   ("https://files.example/b", "image"), ("https://files.example/c", None))
+    saved = []
+    step(pm, site, "send_message_parts", http, conversation=conversation(),
+         message=with_media(media), progress=CaseProgress(), save_progress=saved.append)
+
+    sent = helpline.client.records("messages")
+    assert [(m["message_id"], m["message"], m["mime"]) for m in sent] == [
+        ("m-0001", "I need help", "text/plain"),
+        ("m-0001/1", "https://files.example/a.jpg", "image/jpeg"),
+        ("m-0001/2", "https://files.example/b", "application/octet-stream"),
+        ("m-0001/3", "https://files.example/c", "application/octet-stream")]
+    assert all(set(m) >= MSG_FIELDS for m in sent)
+    assert [sorted(p.steps) for p in saved] == [["text"], ["1", "text"], ["1", "2", "text"],
+                                               ["1", "2", "3", "text"]]
+    assert saved[0].steps["text"] == sent[0]["id"]  # the helpline's row id
+
+
+def test_a_message_in_parts_skips_the_parts_already_accepted(pm, site, helpline, http):
+    media = _media(("https://files.example/a.jpg", "image/jpeg"))
+    view = with_media(media)
+    step(pm, site, "send_message_parts", http, conversation=conversation(), message=view,
+         progress=CaseProgress(steps={"text": "101"}), save_progress=lambda p: None)
+    assert [m["message_id"] for m in helpline.client.records("messages")] == ["m-0001/1"]
+
+
+def test_a_message_in_parts_made_again_after_a_refused_token_resends_nothing_accepted(
+        pm, site, helpline, http):
+    """The core refreshes the token and calls the step again with the progress it saved."""
+    media = _media(("https://files.example/a.jpg", "image/jpeg"))
+    view = with_media(media)
+    # The text is accepted, then the attachment's post meets an expired session (401).
+    saved = []
+
+    def expire_after_text(progress):
+        saved.append(progress)
+        if len(saved) == 1:
+            helpline.client.set_faults(unauthorized_next=1)
+
+    step(pm, site, "send_message_parts", http, conversation=conversation(), message=view,
+         progress=CaseProgress(), save_progress=expire_after_text)
+    ids = [m["message_id"] for m in helpline.client.records("messages")]
+    assert ids == ["m-0001", "m-0001/1"]  # the text once, although the step ran twice
+    assert [r["status"] for r in msg_requests(helpline)] == [201, 401, 201]
 
 
 def test_open_sends_nothing_unless_the_site_sets_a_notice(pm, site, helpline, http):

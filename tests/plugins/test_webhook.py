@@ -53,6 +53,23 @@ def start(client, auth) -> str:
         return db.session.execute(db.select(Conversation)).scalar_one().id
 
 
+def test_a_message_with_attachments_carries_them_with_their_content_types(world, receiver):
+    app, client, auth = world
+    response = client.post("/v1/conversations", headers=auth, json={
+        "location": "webland", "contact": {"uuid": "c-media"}, "text": "see",
+        "attachments": ["image/jpeg:https://m.example/a.jpg", "https://m.example/b"]})
+    assert response.status_code == 201, response.json
+    with app.app_context():
+        assert drain(app).failed == 0
+
+    [message] = [json.loads(r["body"]) for r in receiver.received
+                 if json.loads(r["body"])["type"] == "message.created"]
+    assert message["data"]["attachments"] == ["https://m.example/a.jpg", "https://m.example/b"]
+    assert message["data"]["media"] == [
+        {"url": "https://m.example/a.jpg", "content_type": "image/jpeg"},
+        {"url": "https://m.example/b", "content_type": None}]
+
+
 def signed(payload: dict, secret: str = SECRET, when: datetime | None = None,
            webhook_id: str = "evt_1") -> tuple[str, dict]:
     body = encode(payload)

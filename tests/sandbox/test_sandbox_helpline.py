@@ -113,6 +113,33 @@ def test_message_missing_fields_is_a_400_naming_them(helpline: RunningSandbox) -
     assert "session_id is required" in response.json()["errors"]
 
 
+@pytest.mark.parametrize("mime", ["image", "https://files.example/a.jpg", "image/", 7])
+def test_a_mime_that_is_no_mime_type_is_a_400_and_nothing_is_stored(
+        helpline: RunningSandbox, mime) -> None:
+    response = post(helpline, "msg/", get_token(helpline), message(mime=mime))
+    assert response.status_code == 400
+    assert "mime: not a MIME type (type/subtype)" in response.json()["errors"]
+    assert helpline.client.records("messages") == []
+
+
+def test_each_message_keeps_its_mime(helpline: RunningSandbox) -> None:
+    token = get_token(helpline)
+    for mime in ("text/plain", "image/jpeg", "application/vnd.oasis.opendocument.text"):
+        assert post(helpline, "msg/", token, message(mime=mime)).status_code == 201
+    assert [m["mime"] for m in helpline.client.records("messages")] == [
+        "text/plain", "image/jpeg", "application/vnd.oasis.opendocument.text"]
+
+
+def test_fail_message_id_fails_only_the_posts_of_that_id(helpline: RunningSandbox) -> None:
+    helpline.client.set_faults(fail_message_id="/2", fail_message_id_next=1,
+                               fail_message_id_status=502)
+    token = get_token(helpline)
+    assert post(helpline, "msg/", token, message(message_id="m/1")).status_code == 201
+    assert post(helpline, "msg/", token, message(message_id="m/2")).status_code == 502
+    assert post(helpline, "msg/", token, message(message_id="m/2")).status_code == 201
+    assert [m["message_id"] for m in helpline.client.records("messages")] == ["m/1", "m/2"]
+
+
 def test_case_resources_answer_rows_keyed_by_new_id(helpline: RunningSandbox) -> None:
     token = get_token(helpline)
     reporter = post(helpline, "reporters", token, {"contact_fname": "Anon", "src": "weni"})

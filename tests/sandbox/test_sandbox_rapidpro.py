@@ -87,6 +87,32 @@ def test_broadcast_without_text_or_recipients_is_a_400(rapidpro: RunningSandbox)
     assert call(rapidpro, "broadcasts.json", {"text": "Hi"}).status_code == 400
 
 
+MEDIA = "0f1e2d3c-4b5a-4697-8877-665544332211"
+
+
+def test_broadcast_attachments_must_be_media_uploaded_to_the_workspace(
+        rapidpro: RunningSandbox) -> None:
+    """As RapidPro's MediaField: a helpline's URL is no media of the workspace."""
+    rapidpro.client.configure(media=[MEDIA])
+    foreign = call(rapidpro, "broadcasts.json", {
+        "text": "see", "contacts": [CONTACT],
+        "attachments": ["image/jpeg:https://helpline.example/a.jpg"]})
+    assert foreign.status_code == 400
+    assert foreign.json() == {
+        "attachments": ["No such object: image/jpeg:https://helpline.example/a.jpg"]}
+    uploaded = call(rapidpro, "broadcasts.json", {
+        "contacts": [CONTACT],
+        "attachments": [f"image/jpeg:https://rp.example/media/{MEDIA}/a.jpg", MEDIA]})
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["attachments"] == [
+        f"image/jpeg:https://rp.example/media/{MEDIA}/a.jpg", MEDIA]
+    too_many = call(rapidpro, "broadcasts.json", {"contacts": [CONTACT],
+                                                 "attachments": [MEDIA] * 11})
+    assert too_many.status_code == 400
+    [recorded] = rapidpro.client.records("broadcasts")
+    assert recorded["body"]["attachments"] == uploaded.json()["attachments"]
+
+
 def test_token_auth_is_required(rapidpro: RunningSandbox) -> None:
     wrong = call(rapidpro, "broadcasts.json", {"text": "Hi", "contacts": [CONTACT]}, "nope")
     assert wrong.status_code == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ from plugins.http import check_response, retry_after_seconds, transport_errors_r
 from plugins.types import DeliveryFailure, SendResult
 
 from ... import counters
+from ...api.fields import attachment_url, content_type_of
 from ...delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
 from ...delivery.pacing import NotYet
 from ...extensions import db
@@ -53,6 +55,21 @@ def child_texts(site: Site, event: str, holder: Conversation | Case | None,
         if text:
             values.update(text=text, text_language=text_language)
     return values
+def flow_attachments(stored: list[str] | None) -> list[str]:
+    """A counsellor's attachments as a flow's Send Message action takes them:
+    ``<content-type>:<url>`` (``@trigger.params.attachments.0``), the type as the helpline
+    gave it or the URL's extension says, else ``application/octet-stream`` (sent as a
+    document). RapidPro's broadcasts endpoint takes no such URL: its ``attachments`` must
+    name media uploaded to the workspace (``MediaField`` in its API), so a broadcast
+    carries the links in its text instead."""
+    return [f"{content_type_of(item) or UNKNOWN_CONTENT_TYPE}:{attachment_url(item)}"
+            for item in stored or ()]
+
+
+#: RapidPro's limit on a flow start's ``params`` (its JSON, in characters).
+MAX_PARAMS_CHARS = 10_000
+#: A counsellor attachment whose type nobody told us.
+UNKNOWN_CONTENT_TYPE = "application/octet-stream"
 
 
 def build_request(site: Site, delivery: Delivery, conversation: Conversation | None,
@@ -71,19 +88,26 @@ def build_request(site: Site, delivery: Delivery, conversation: Conversation | N
                 if message.sender else ""
             text = prefix + message.text
             if message.attachments:
-                text += "\n" + "\n".join(message.attachments)
+                # Links in the text: a broadcast's own `attachments` takes only media
+                # uploaded to the workspace (see flow_attachments), never a helpline's URL.
+                text += "\n" + "\n".join(attachment_url(a) for a in message.attachments)
             return "broadcasts.json", {"text": text, **target}
         params.update({"text": message.text, "counsellor": message.sender,
-                       "attachments": message.attachments or []})
+                       "attachments": flow_attachments(message.attachments),
+                       "attachment_urls": [attachment_url(a) for a in message.attachments or ()]})
     else:
         params.update(child_texts(site, event, conversation or case, params))
     flow = rapidpro.flows.get(event)
     if not flow:
         raise DeliveryFailure(f"no flow configured for event {event!r}", retryable=False)
+    trigger = {"event": event, **params}
+    if "attachment_urls" in trigger and len(json.dumps(trigger)) > MAX_PARAMS_CHARS:
+        del trigger["attachment_urls"]  # the links are in `attachments` too; RapidPro
+        # refuses params over its limit (a 400: the message would never arrive)
     body = {
         "flow": flow,
         **target,
-        rapidpro.params_field: {"event": event, **params},
+        rapidpro.params_field: trigger,
     }
     return "flow_starts.json", body
 

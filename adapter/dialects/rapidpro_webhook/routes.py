@@ -9,6 +9,7 @@ from adapter.api.blueprint import Blueprint, schema_instance
 
 from ... import access, cases, protocol
 from ...api.docs import READ, WRITE, errors, idempotent
+from ...attachments import refusal_message, screen_message
 from ...auth import CHATBOT_OR_HELPLINE, require_client, require_site_access
 from ...errors import ApiError
 from ...extensions import db
@@ -21,6 +22,7 @@ from . import wire as inbound
 from .schemas import (
     AckOutSchema,
     AckSchema,
+    AttachmentsRefusedSchema,
     CloseOutSchema,
     CloseSchema,
     ConversationDetailSchema,
@@ -71,6 +73,10 @@ def _site_result_keys(conversation: Conversation):
     return site.result_keys if site is not None else _result_keys()
 
 
+def _has_attachments(body: dict) -> bool:
+    return bool(body.get("attachments") or (body.get("input") or {}).get("attachments"))
+
+
 def _conversation(conversation_id: str, *, write: bool = True) -> Conversation:
     return access.conversation_for(g.client, conversation_id, write=write)
 
@@ -97,6 +103,7 @@ class Conversations(MethodView):
                 raise ApiError(422, "unroutable", "no site for this conversation; tried "
                                + ", ".join(tried), {"site": [f"no site for {', '.join(tried)}"]})
             require_site_access(site.code)
+            req, refused = screen_message(site, req)
             intake_problem = None
             if cases.wants_case(body, site):
                 try:
@@ -123,6 +130,9 @@ class Conversations(MethodView):
             if intake_problem is not None:
                 out["intake_errors"] = {"code": intake_problem.code,
                                         "errors": intake_problem.errors}
+            if refused:
+                # Never a 422 for a start: the child is escalated whatever they attached.
+                out["attachment_errors"] = refused
             return (201 if created else 200), out
 
         return respond(operation)
@@ -137,9 +147,19 @@ class ClientMessages(MethodView):
     @blp.response(202, MessageAcceptedSchema, description="Accepted, on its way")
     @blp.alt_response(200, schema=MessageAcceptedSchema,
                       description="Already accepted: the first answer again")
-    @errors(blp, *WRITE, 404, 409)
+    @blp.alt_response(422, schema=AttachmentsRefusedSchema, description=(
+        "`attachments_refused`: the site's [attachments] limits refuse some attachments "
+        "(`errors` names each, `attachments.1`: why); the text and the other attachments "
+        "were accepted all the same (`accepted`, with the message id). A repeat gets the "
+        "same answer and stores nothing twice. Also `unroutable`, `idempotency_key_reused` "
+        "(no `accepted` then)"))
+    @errors(blp, *(status for status in WRITE if status != 422), 404, 409)
     def post(self, body, conversation_id):
-        """Send a client message to the counsellor."""
+        """Send a client message to the counsellor.
+
+        Attachments the site does not take (count, type) are refused by name with a 422;
+        the rest of the message is accepted and delivered all the same.
+        """
         def operation():
             key = idempotency_key()
             # Read with the deployment's keys to look the conversation and an earlier
@@ -153,15 +173,23 @@ class ClientMessages(MethodView):
             if not msg.text and not msg.attachments:
                 raise ApiError(400, "invalid_request", "a message needs text or attachments",
                                {"text": ["Missing data for required field."]})
-            message, created = protocol.accept_client_message(
-                conversation, msg, looked_up=(guess.message_id, earlier), may_reopen=True)
-            out = _dump(MessageAcceptedSchema, message)
-            # A return may have moved the chatbot's id to a new conversation.
-            out["conversation_id"] = db.session.get(Conversation,
-                                                    message.conversation_id).external_id
+            msg, refused = screen_message(protocol.site_of(conversation), msg)
+            out = None
+            if msg.text or msg.attachments:
+                message, created = protocol.accept_client_message(
+                    conversation, msg, looked_up=(guess.message_id, earlier), may_reopen=True)
+                out = _dump(MessageAcceptedSchema, message)
+                # A return may have moved the chatbot's id to a new conversation.
+                out["conversation_id"] = db.session.get(Conversation,
+                                                        message.conversation_id).external_id
+            if refused:
+                return 422, {"code": "attachments_refused", "message": refusal_message(refused),
+                             "errors": refused, "accepted": out}
             return (202 if created else 200), out
 
-        if idempotency_key():
+        if idempotency_key() or _has_attachments(body):
+            # A message with attachments may be more than one write (a re-hosting site
+            # stores them as a message of their own): a transaction.
             return respond(operation)
         try:
             with single_statement_writes():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 from ...api.fields import ID, LANGUAGE, TEXT, attachment_list
+from ...errors import ErrorSchema
 
 
 class _Lenient(Schema):
@@ -45,7 +46,7 @@ class InputSchema(_Lenient):
     type = fields.String()
     urn = fields.String(validate=validate.Length(max=255))
     text = fields.String(validate=TEXT, allow_none=True)
-    attachments = attachment_list(allow_geo=True, load_default=list)
+    attachments = attachment_list(allow_geo=True, keep_type=True, load_default=list)
     channel = fields.Dict()
     created_on = fields.String()
 
@@ -77,7 +78,7 @@ class StartSchema(RapidProBodySchema):
     language = fields.String(validate=LANGUAGE, allow_none=True, metadata={
         "description": "The child's language (ISO 639-3); wins over `contact.language`"})
     text = fields.String(validate=TEXT)
-    attachments = attachment_list(allow_geo=True)
+    attachments = attachment_list(allow_geo=True, keep_type=True)
     # Checked after routing, not here: an unusable intake must not stop an escalation.
     intake = fields.Dict(metadata={
         "description": "Open a helpline case with the conversation (fields as in "
@@ -88,7 +89,7 @@ class StartSchema(RapidProBodySchema):
 class MessageInSchema(RapidProBodySchema):
     message_id = fields.String(validate=ID)
     text = fields.String(validate=TEXT)
-    attachments = attachment_list(allow_geo=True)
+    attachments = attachment_list(allow_geo=True, keep_type=True)
 
 
 CLOSE_REASONS = ("resolved", "abandoned", "transferred", "expired", "cancelled", "other")
@@ -164,6 +165,12 @@ class ConversationOutSchema(Schema):
     intake_errors = fields.Dict(dump_only=True, metadata={
         "description": "Start only: why the intake opened no case ({code, errors}); the "
                        "conversation is started all the same"})
+    attachment_errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), dump_only=True, metadata={
+            "description": "Start only: the attachments of the first message the site "
+                           "refused ([attachments] limits), by field (`attachments.1`: "
+                           "why); the conversation, the text and the other attachments "
+                           "are accepted all the same"})
 
 
 class ConversationDetailSchema(ConversationOutSchema):
@@ -175,6 +182,15 @@ class MessageAcceptedSchema(Schema):
     message_id = fields.String(attribute="id")
     sender_message_id = fields.String()
     status = fields.String()
+
+
+class AttachmentsRefusedSchema(ErrorSchema):
+    """The 422 for a message some of whose attachments the site refuses: the rest of the
+    message was accepted (``accepted``), and is on its way."""
+
+    accepted = fields.Nested(MessageAcceptedSchema, allow_none=True, metadata={
+        "description": "The message as accepted without the refused attachments (its text "
+                       "and the attachments the site takes); null when nothing was left"})
 
 
 class CloseOutSchema(ConversationOutSchema):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...api.fields import split_attachments
+from ...api.fields import split_attachments_at
 from ...config import DefaultConfig
 from ...errors import ApiError
 from ...idempotency import key_as_id
@@ -78,11 +78,15 @@ def check_lengths(values: Mapping[str, Sourced]) -> None:
                        errors)
 
 
-def _attachments(body: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Attachment URLs (the schemas loaded RapidPro's ``content-type:url`` as the URL), and
-    shared locations (``geo:lat,long``) as lines of text: a location is no link."""
-    raw = body.get("attachments") or (body.get("input") or {}).get("attachments") or []
-    return split_attachments(str(item) for item in raw)
+def _attachments(body: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """Attachments as stored (RapidPro's ``content-type:url`` kept, or a bare URL), the
+    field each came from (``input.attachments.1``), and shared locations (``geo:lat,long``)
+    as lines of text: a location is no link."""
+    if body.get("attachments"):
+        raw, where = body["attachments"], "attachments"
+    else:
+        raw, where = (body.get("input") or {}).get("attachments") or [], "input.attachments"
+    return split_attachments_at((str(item) for item in raw), where)
 
 
 def _with_locations(text: str | None, locations: list[str]) -> str | None:
@@ -122,7 +126,7 @@ def start_request(body: Mapping[str, Any], keys: Mapping[str, Sequence[str]],
     }
     if check:
         check_lengths(values)
-    urls, locations = _attachments(body)
+    urls, paths, locations = _attachments(body)
     return StartRequest(
         conversation_id=values["conversation_id"][0],
         site=body.get("site"),
@@ -133,6 +137,7 @@ def start_request(body: Mapping[str, Any], keys: Mapping[str, Sequence[str]],
         text=_with_locations(values["text"][0], locations),
         message_id=values["message_id"][0],
         attachments=urls,
+        attachment_paths=paths,
         flow_uuid=values["flow_uuid"][0],
         run_uuid=values["run_uuid"][0],
         language=body.get("language") or contact.get("language") or None,
@@ -154,9 +159,10 @@ def client_message(body: Mapping[str, Any], keys: Mapping[str, Sequence[str]],
     }
     if check:
         check_lengths(values)
-    urls, locations = _attachments(body)
+    urls, paths, locations = _attachments(body)
     return ClientMessage(
         message_id=values["message_id"][0],
         text=_with_locations(values["text"][0], locations),
         attachments=urls,
+        attachment_paths=paths,
     )

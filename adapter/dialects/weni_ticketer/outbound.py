@@ -26,6 +26,7 @@ from flask import Flask
 from plugins.http import retry_after_seconds, transport_errors_retryable
 from plugins.types import DeliveryFailure, SendResult
 
+from ...api.fields import attachment_url, content_type_of
 from ...delivery.helpline_calls import SITE_PROBLEM_RETRY_SECONDS
 from ...hours import after_hours_text
 from ...models import Conversation, Delivery, Message
@@ -73,6 +74,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _attachment(stored: str) -> dict:
+    """The contract's ``{url, content_type}``: the type only when it is a full one."""
+    content_type = content_type_of(stored)
+    out = {"url": attachment_url(stored)}
+    if content_type and "/" in content_type:
+        out["content_type"] = content_type
+    return out
+
+
 def build_callback(site: Site, delivery: Delivery, conversation: Conversation,
                    message: Message | None) -> tuple[str, dict]:
     """The route under the callback base and the JSON body for one delivery."""
@@ -91,7 +101,7 @@ def build_callback(site: Site, delivery: Delivery, conversation: Conversation,
         if message.text:
             body["text"] = message.text
         if message.attachments:
-            body["attachments"] = [{"url": url} for url in message.attachments]
+            body["attachments"] = [_attachment(item) for item in message.attachments]
         body["metadata"] = {**metadata, "message_id": message.id}
         body["sent_at"] = rfc3339(message.created_at)
         return "/messages", body

@@ -17,6 +17,7 @@ from adapter.api.blueprint import Blueprint
 
 from ... import access, protocol
 from ...api.docs import IDEMPOTENCY_KEY
+from ...attachments import refusal_message, screen_message
 from ...auth import require_client, require_site_access
 from ...errors import ApiError
 from ...extensions import db
@@ -61,7 +62,10 @@ DESCRIPTIONS = {
     413: "Body larger than the limit",
     415: "Body is not application/json",
     422: "`unroutable` (no site for this topic/queue/location/URN), `reopen_not_supported`, "
-         "or `idempotency_key_reused`",
+         "`idempotency_key_reused`, or (a message) `attachments_refused`: the site's "
+         "[attachments] limits refuse some attachments, named in `details.fields` "
+         "(`attachments.1`: why), while the text and the other attachments were received "
+         "(`details.message_external_id`, null when nothing was left)",
     429: "Rate limited (see Retry-After)",
     503: "A dependency is down: nothing was accepted (see Retry-After)",
 }
@@ -216,9 +220,18 @@ class TicketMessages(MethodView):
                 msg = inbound.client_message(body, key)
             if not msg.text and not msg.attachments:
                 raise TicketError(400, "empty_message", "text or attachments are required")
-            message, created = protocol.accept_client_message(conversation, msg)
-            db.session.flush()
-            _log("weni.message_accepted", conversation, message_id=message.id)
+            msg, refused = screen_message(protocol.site_of(conversation), msg)
+            message = None
+            if msg.text or msg.attachments:
+                message, created = protocol.accept_client_message(conversation, msg)
+                db.session.flush()
+                _log("weni.message_accepted", conversation, message_id=message.id)
+            if refused:
+                # Answered, not raised: what was accepted is committed with the answer.
+                return 422, {"error": "attachments_refused", "message": refusal_message(refused),
+                             "details": {"fields": refused,
+                                         "message_external_id": message.id if message else None,
+                                         "status": "received" if message else None}}
             return 200, {"message_external_id": message.id, "status": "received"}
 
         return respond(operation)
@@ -295,16 +308,23 @@ class TicketHistory(MethodView):
         def operation():
             conversation = _ticket(external_id)
             entries = inbound.sorted_history(body["messages"])
+            site = protocol.site_of(conversation)
             kept = 0
+            refused_all: dict[str, list[str]] = {}
             for index, entry in enumerate(entries):
                 msg = inbound.history_message(entry, index)
                 if not msg.text and not msg.attachments:
                     continue
+                msg, refused = screen_message(site, msg)
+                refused_all.update(refused)
                 protocol.accept_client_message(conversation, msg)
                 kept += 1
             db.session.flush()
             _log("weni.history_accepted", conversation, count=kept)
-            return 200, {"status": "history_received", "messages_received": kept}
+            out = {"status": "history_received", "messages_received": kept}
+            if refused_all:
+                out["attachments_refused"] = refused_all
+            return 200, out
 
         return respond(operation)
 

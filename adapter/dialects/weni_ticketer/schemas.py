@@ -191,6 +191,10 @@ class TicketHistoryOutSchema(Schema):
     status = fields.String(required=True, metadata={"description": "`history_received`"})
     messages_received = fields.Integer(required=True, metadata={
         "description": "messages of this request now kept (repeats included)"})
+    attachments_refused = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), metadata={
+            "description": "Only when the site's [attachments] limits refused some: each by "
+                           "field (`messages.0.attachments.1`: why); the messages are kept"})
 
 
 class TicketErrorSchema(Schema):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ...api.fields import parse_attachment, split_attachments
+from ...api.fields import parse_attachment, split_attachments_at, typed_attachment
 from ...errors import ApiError
 from ...protocol import ClientMessage, StartRequest
 from ...sites import Site, SiteRegistry
@@ -130,29 +130,36 @@ def start_request(body: Mapping[str, Any]) -> StartRequest:
     )
 
 
-def attachments(items: list[Mapping[str, Any]] | None, where: str) -> tuple[list[str], list[str]]:
-    """The contract's ``[{url, content_type}]`` → URLs we store (http/https only) and
-    shared locations as lines of text."""
+def attachments(items: list[Mapping[str, Any]] | None, where: str,
+                ) -> tuple[list[str], list[str], list[str]]:
+    """The contract's ``[{url, content_type}]`` → attachments we store (http/https only;
+    ``content_type:url`` when it gave a content type), the field each came from
+    (``attachments.1``), and shared locations as lines of text."""
     loaded = []
     errors = {}
     for index, item in enumerate(items or []):
         try:
-            loaded.append(parse_attachment(str(item.get("url") or "").strip(), allow_geo=True))
+            url = parse_attachment(str(item.get("url") or "").strip(), allow_geo=True,
+                                   keep_type=True)
         except Exception as exc:  # noqa: BLE001 - marshmallow's ValidationError
             errors[f"{where}.{index}.url"] = [str(getattr(exc, "messages", [exc])[0])]
+            continue
+        loaded.append(typed_attachment(url, item.get("content_type"))
+                      if url.startswith(("http://", "https://")) else url)
     if errors:
         raise ApiError(400, "invalid_request", "invalid fields: " + ", ".join(sorted(errors)),
                        errors)
-    return split_attachments(loaded)
+    return split_attachments_at(loaded, where)
 
 
 def client_message(body: Mapping[str, Any], key: str | None) -> ClientMessage:
-    urls, locations = attachments(body.get("attachments"), "attachments")
+    urls, paths, locations = attachments(body.get("attachments"), "attachments")
     text = body.get("text") or None
     if locations:
         text = "\n".join([text, *locations] if text else locations)
     message_id = body.get("message_id") or (key[:200] if key else None)
-    return ClientMessage(message_id=message_id, text=text, attachments=urls)
+    return ClientMessage(message_id=message_id, text=text, attachments=urls,
+                         attachment_paths=paths)
 
 
 WHO = {"incoming": "child", "outgoing": "bot"}
@@ -161,7 +168,8 @@ WHO = {"incoming": "child", "outgoing": "bot"}
 def history_message(entry: Mapping[str, Any], index: int) -> ClientMessage:
     """One message of the conversation before the handoff, as the counsellor reads it:
     labelled as earlier, with its time and who wrote it (the child or the bot)."""
-    urls, locations = attachments(entry.get("attachments"), f"messages.{index}.attachments")
+    urls, paths, locations = attachments(entry.get("attachments"),
+                                         f"messages.{index}.attachments")
     sender_type = str((entry.get("sender") or {}).get("type") or "")
     who = "agent" if sender_type == "agent" else WHO.get(entry.get("direction"), "child")
     moment = instant(entry.get("sent_at"))
@@ -173,7 +181,7 @@ def history_message(entry: Mapping[str, Any], index: int) -> ClientMessage:
         message_id=message_id or None,
         text=f"[earlier{when}, {who}] {text}".rstrip() if text or not urls
         else f"[earlier{when}, {who}]",
-        attachments=urls)
+        attachments=urls, attachment_paths=paths)
 
 
 def sorted_history(messages: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
