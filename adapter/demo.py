@@ -20,6 +20,9 @@ from .sandbox.stack import LocalStack
 
 CONTACT = "9d4f0b3e-0c55-4c5f-8f3b-5a1d2c3e4f50"
 CLIENT_MESSAGES = ("I don't feel safe at home", "Can someone talk to me?", "Thank you.")
+#: What the child's second message carries besides its words: a drawing, as RapidPro
+#: gives it ("<content type>:<url>"). Never fetched: the helpline gets the link.
+ATTACHMENT = "image/jpeg:https://media.example.org/demo/drawing.jpg"
 
 
 @dataclass
@@ -72,9 +75,11 @@ def play(stack: LocalStack, timeline: Timeline, timeout: float) -> bool:
                   f"conversation={cid} site={conversation['site']} "
                   f"client={conversation['client']}{timeline.text(CLIENT_MESSAGES[0])}")
     reply = http.post(f"{stack.url}/v1/conversations/{cid}/messages", timeout=10,
-                      json={"message_id": f"{run_uuid}-2", "text": CLIENT_MESSAGES[1]})
+                      json={"message_id": f"{run_uuid}-2", "text": CLIENT_MESSAGES[1],
+                            "attachments": [ATTACHMENT]})
     timeline.line(f"chatbot   → adapter   client message   {reply.status_code}  "
-                  f"message={reply.json()['message_id']}{timeline.text(CLIENT_MESSAGES[1])}")
+                  f"message={reply.json()['message_id']} attachments=1"
+                  f"{timeline.text(CLIENT_MESSAGES[1])}")
     state = {"closed_event": False, "conversation": conversation, "followed_up": False}
 
     def poll() -> None:
@@ -84,6 +89,11 @@ def play(stack: LocalStack, timeline: Timeline, timeout: float) -> bool:
         timeline.once(("state", detail["state"]),
                       f"adapter             state            {detail['state']}"
                       + (f"  counsellor={detail['counsellor']}" if detail["counsellor"] else ""))
+        for part in helpline.records("messages", session_id=detail["id"]):
+            if part.get("mime") and part["mime"] != "text/plain":  # an attachment's own msg/
+                timeline.once(("part", part["message_id"]),
+                              f"adapter   → helpline  msg/ attachment  mime={part['mime']} "
+                              f"message_id={part['message_id']}")
         for offer in helpline.records("offers", session_id=detail["id"]):
             timeline.once(("offer", offer["counsellor"], offer["outcome"]),
                           f"helpline            hunting          offer to "

@@ -26,10 +26,11 @@ def test_demo_plays_a_whole_conversation_without_showing_text():
     out = result.stdout
     for step in ("start            201", "state            waiting", "timed_out", "accepted",
                  "state            active", "event=assigned", "broadcasts",
-                 "ack delivered    200", "event=closed", "closed (closed by counsellor)"):
+                 "ack delivered    200", "event=closed", "closed (closed by counsellor)",
+                 "attachments=1", "msg/ attachment  mime=image/jpeg message_id="):
         assert step in out, f"{step!r} missing from the timeline:\n{out}"
     assert not any(text in out for text in CLIENT_MESSAGES)
-    assert "tel:+254" not in out
+    assert "tel:+254" not in out and "drawing.jpg" not in out  # no text, no links
 
 
 def test_demo_plays_a_whole_weni_ticket_signed_with_a_reopen():
