@@ -222,3 +222,49 @@ def test_a_retried_event_keeps_its_webhook_id(app_factory, tmp_path, monkeypatch
     assert messages[0]["body"] == messages[1]["body"]
     for item in messages:
         Webhook(SECRET).verify(item["body"], item["headers"])
+
+
+def test_a_return_and_its_transcript_reach_a_webhook_helpline_signed(
+        app_factory, tmp_path, receiver, monkeypatch):
+    """A child back within reopen_within: the same session opens again with `returning`
+    and a webhook id of its own (a helpline deduplicating by it would otherwise drop it);
+    each close's transcript is `case.transcript`, its webhook id stable per close."""
+    monkeypatch.setenv("TEST_WEBHOOK_SECRET", SECRET)
+    folder = tmp_path / "countries-webhook-returns"
+    write_site(folder, "wh", name="Webhook helpline", plugin="webhook",
+               routing={"locations": ["Webland"]},
+               helpline={"url": receiver.url, "secret": "${TEST_WEBHOOK_SECRET}",
+                         "callback_secrets": [SECRET]},
+               policies={"reopen_within": 600, "transcript_to_case": True})
+    app = app_factory(countries=folder)
+    client = app.test_client()
+    auth = {"Authorization": f"Token {make_client(app)}"}
+    started = client.post("/v1/conversations", headers=auth, json={
+        "location": "webland", "conversation_id": "run-w", "contact": {"uuid": "c-back"},
+        "text": "help me", "intake": {"narrative": "it keeps happening"}})
+    assert started.status_code == 201, started.json
+    session = started.json["id"]
+    for step in ({"path": "close", "json": {}}, {"path": "messages", "json": {"text": "again"}},
+                 {"path": "close", "json": {}}):
+        with app.app_context():
+            assert drain(app).failed == 0
+        answer = client.post(f"/v1/conversations/run-w/{step['path']}", headers=auth,
+                             json=step["json"])
+        assert answer.status_code in (200, 202), answer.json
+    with app.app_context():
+        assert drain(app).failed == 0
+
+    events = [(r["headers"]["Webhook-Id"], json.loads(r["body"])) for r in receiver.received]
+    opens = [(hook, e["data"]) for hook, e in events if e["type"] == "conversation.opened"]
+    assert [hook for hook, _ in opens] == [f"open_{session}", f"open_{session}_r1"]
+    assert opens[0][1]["returning"] is False and opens[1][1]["returning"] is True
+    assert opens[1][1]["session_id"] == session and opens[1][1]["reopen_count"] == 1
+    transcripts = [(hook, e["data"]) for hook, e in events if e["type"] == "case.transcript"]
+    assert [hook for hook, _ in transcripts] == [f"transcript_{session}/0",
+                                                 f"transcript_{session}/1"]
+    last = transcripts[-1][1]
+    assert last["session_id"] == session and last["reference"].startswith("ref-")
+    assert [(m["role"], m["text"]) for m in last["messages"]] == [
+        ("child", "help me"), ("child", "again")]
+    for raw in receiver.received:  # every one signed with the site's secret
+        Webhook(SECRET).verify(raw["body"], raw["headers"])
