@@ -72,7 +72,9 @@ def _counts(family, query, *columns):
 def _seconds_between(later, earlier):
     """``later - earlier`` in seconds, in SQL, on SQLite and PostgreSQL."""
     if db.session.get_bind().dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+        # julianday is a day count in a double: 300 s apart can come out as 300.0000027,
+        # one bucket too high. Rounded to the millisecond, as the stored times allow.
+        return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
     # date_part is double precision; extract() is numeric since PostgreSQL 14, and slower
     return func.date_part("epoch", later - earlier)
 

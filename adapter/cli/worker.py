@@ -34,8 +34,18 @@ class DeliveryWorker(SimpleWorker):
         super().__init__(*args, **kwargs)  # RQ's own lookups (find_by_key) pass no event
         self.stop_asked = stop_asked or threading.Event()
 
+    #: Seconds an idle worker blocks on the queue before looking again (RQ: its TTL less
+    #: 15 s, 405 s). RQ stops an idle worker by raising out of its signal handler; an
+    #: exception raised inside a Redis call may be swallowed there (seen once, on a
+    #: loaded machine: the worker went back to a 405 s wait and was SIGKILLed). Marked as
+    #: stopping too, it then stops at its next look, within these seconds.
+    @property
+    def dequeue_timeout(self) -> int:
+        return 5
+
     def request_stop(self, signum, frame):
         self.stop_asked.set()
+        self._stop_requested = True
         super().request_stop(signum, frame)
 
     def work(self, *args, **kwargs) -> bool:

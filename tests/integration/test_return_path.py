@@ -45,7 +45,7 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
     assert _wait_starts(stack, "assigned") == [{
         "flow": FLOWS["assigned"], "contacts": [CONTACT],
         "params": {"event": "assigned", "conversation_id": "conv-1", "session_id": session,
-                   "counsellor": "Amani"},
+                   "counsellor": "Amani", "language": None},
     }]
 
     _counsellor(stack, "reply", session_id=session, text="I am here. You are safe.",
@@ -68,7 +68,7 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
         "params": {"event": "delivered", "conversation_id": "conv-1", "session_id": session,
                    "counsellor": "Amani",
                    "message_id": first_id, "chatbot_message_id": "rp-m0",
-                   "status": "delivered"},
+                   "status": "delivered", "language": None},
     }]
     # The chatbot acknowledges the counsellor's reply.
     ack = stack.post("/v1/conversations/conv-1/acks", {"message_id": our_id, "status": "read"})
@@ -96,7 +96,7 @@ def test_a_whole_conversation_reaches_rapidpro_with_the_exact_bodies(stack):
         "flow": FLOWS["closed"], "contacts": [CONTACT],
         "params": {"event": "closed", "conversation_id": "conv-2", "session_id": other,
                    "counsellor": "Baraka",
-                   "closed_by": "counsellor", "reason": "resolved"},
+                   "closed_by": "counsellor", "reason": "resolved", "language": None},
     }]
     assert stack.conversation("conv-2")["closed_by"] == "counsellor"
     late = stack.post("/v1/conversations/conv-2/messages", {"text": "wait", "message_id": "y"})
@@ -111,7 +111,7 @@ def test_no_counsellor_timeout_tells_the_chatbot_once(stack):
         "flow": FLOWS["no_counsellor"], "contacts": [CONTACT],
         "params": {"event": "no_counsellor", "conversation_id": "nc-1", "session_id": session,
                    "counsellor": None,
-                   "closed": False, "waited_seconds": 1},
+                   "closed": False, "waited_seconds": 1, "language": None},
     }]
     # Several relay passes later (every 0.3 s) it has still fired only once.
     deadline = time.monotonic() + 1.5
