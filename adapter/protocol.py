@@ -432,6 +432,8 @@ def _add_client_message(conversation: Conversation, site: Site, msg: ClientMessa
 class ReturnNeedsTransaction(Exception):
     """A message that reopens a closed conversation writes several rows: it cannot run
     as a single statement (:func:`adapter.transactions.single_statement_writes`)."""
+
+
 def _add_with_rehosting(conversation: Conversation, site: Site, msg: ClientMessage) -> Message:
     """A message of a re-hosting site (``docs/attachments.md``): its text goes now, as any
     message; its attachments are a message of their own, first fetched and stored by a
@@ -591,8 +593,10 @@ def _status_update(status: str, supersede_failed: bool):
         values["failure_reason"] = None
     if status in (MessageStatus.DELIVERED, MessageStatus.READ):
         values["delivered_at"] = db.func.coalesce(table.c.delivered_at, now)
+    # OR of equalities, not IN: an IN list is expanded again at every execution.
     return (db.update(table)
-            .where(table.c.id == db.bindparam("message_id"), table.c.status.in_(allowed))
+            .where(table.c.id == db.bindparam("message_id"),
+                   db.or_(*(table.c.status == db.literal(value) for value in allowed)))
             .values(**values)
             .returning(*(table.c[column] for column in _STATUS_COLUMNS)))
 
@@ -610,7 +614,10 @@ def _advance_status(message: Message, status: str, *, supersede_failed: bool = F
     """
     if status not in MessageStatus.PREDECESSORS:
         return False
-    row = db.session.execute(_status_update(status, supersede_failed), {
+    # On the session's connection (its transaction): a Core statement needs no ORM step.
+    # What the session holds goes first, as an autoflush would have sent it.
+    db.session.flush()
+    row = db.session.connection().execute(_status_update(status, supersede_failed), {
         "message_id": message.id, "now": utcnow(),
         "reason": (reason or "")[:200] or None}).first()
     if row is None:  # refused: show what stands

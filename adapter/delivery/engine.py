@@ -326,7 +326,7 @@ def _succeed(delivery: Delivery, outcome) -> None:
               "last_status_code": getattr(outcome, "status_code", None), "last_error": None}
     # One prebuilt UPDATE, the object then told it is what the row holds: through the
     # unit of work, this one row's flush cost the worker more CPU than its HTTP call.
-    db.session.execute(_DONE, {"delivery_id": delivery.id, **values})
+    db.session.connection().execute(_DONE, {"delivery_id": delivery.id, **values})
     for column, value in values.items():
         set_committed_value(delivery, column, value)
     record_success(delivery, outcome)
