@@ -96,3 +96,18 @@ def serve():
     yield start
     for item in served:
         item.stop()
+
+
+def served_world(app_factory, helpline: RunningSandbox, serve, folder: Path):
+    """The adapter over the site files of ``folder`` (site ``ke`` at the sandbox), served
+    on a port the sandbox's counsellors call back: the app, its test client, a chatbot's
+    auth header and the sandbox's client."""
+    from tests.conftest import make_client
+
+    app = app_factory(countries=folder)
+    served = serve(app)
+    helpline.client.configure(callback_url=f"{served.url}/v1/sites/ke/openchs/",
+                              callback_username=CALLBACK_USER,
+                              callback_password=CALLBACK_PASSWORD, callback_backoff=0.05)
+    auth = {"Authorization": f"Token {make_client(app)}"}
+    return app, app.test_client(), auth, helpline.client

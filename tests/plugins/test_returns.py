@@ -19,7 +19,7 @@ from tests.support import loopback_plugin
 from tests.support.receiver import receiving
 from tests.support.sites import write_site
 
-from .conftest import CALLBACK_PASSWORD, CALLBACK_USER, openchs_site
+from .conftest import openchs_site, served_world
 
 CONTACT = {"uuid": "5b0c7a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b", "urn": "tel:+254700000042"}
 
@@ -30,13 +30,7 @@ def world(app_factory, helpline, tmp_path, openchs_env, serve):
         folder = tmp_path / f"countries-{reopen_within}"
         path = openchs_site(folder, "ke", helpline.api_url)
         path.write_text(path.read_text() + f"\n[policies]\nreopen_within = {reopen_within}\n")
-        app = app_factory(countries=folder)
-        served = serve(app)
-        helpline.client.configure(callback_url=f"{served.url}/v1/sites/ke/openchs/",
-                                  callback_username=CALLBACK_USER,
-                                  callback_password=CALLBACK_PASSWORD, callback_backoff=0.05)
-        auth = {"Authorization": f"Token {make_client(app)}"}
-        return app, app.test_client(), auth, helpline.client
+        return served_world(app_factory, helpline, serve, folder)
 
     return make
 

@@ -11,9 +11,8 @@ import pytest
 from adapter.delivery.engine import drain
 from adapter.extensions import db
 from adapter.models import Delivery
-from tests.conftest import make_client
 
-from .conftest import CALLBACK_PASSWORD, CALLBACK_USER, openchs_site
+from .conftest import openchs_site, served_world
 
 CONTACT = {"uuid": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "name": "Wanjiru Kamau",
            "urn": "tel:+254711222333"}
@@ -30,13 +29,7 @@ def world(app_factory, helpline, tmp_path, openchs_env, serve):
                         f"transcript_to_case = {'true' if transcript else 'false'}\n"
                         f"retention_days = {retention_days}\n"
                         f"reopen_within = {reopen_within}\n")
-        app = app_factory(countries=folder)
-        served = serve(app)
-        helpline.client.configure(callback_url=f"{served.url}/v1/sites/ke/openchs/",
-                                  callback_username=CALLBACK_USER,
-                                  callback_password=CALLBACK_PASSWORD, callback_backoff=0.05)
-        auth = {"Authorization": f"Token {make_client(app)}"}
-        return app, app.test_client(), auth, helpline.client
+        return served_world(app_factory, helpline, serve, folder)
 
     return make
 
