@@ -19,10 +19,10 @@ from adapter.config import DefaultConfig
 from adapter.delivery.engine import drain
 from adapter.extensions import db
 from adapter.models import Conversation, Delivery, Message, utcnow
-from adapter.sandbox.control import start_sandbox
 from adapter.sites import SiteConfigError, WeniSettings, load_site_file
 from adapter.transactions import commit
 from tests.conftest import make_client
+from tests.support.mailroom import mailroom
 from tests.support.receiver import Receiver
 from tests.support.sites import write_site
 from tests.support.waiting import wait_until
@@ -36,10 +36,8 @@ STILL_SWA = "Bado uko kwenye foleni."
 
 @pytest.fixture(scope="module")
 def mailroom_process():
-    sandbox = start_sandbox("mailroom", "--topic", contract.TOPIC, "--retry-backoff", "0.1",
-                            env={"SANDBOX_MAILROOM_WEBHOOK_SECRET": SECRET})
-    yield sandbox
-    sandbox.stop()
+    with mailroom(contract.TOPIC, SECRET) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture

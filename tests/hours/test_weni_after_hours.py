@@ -16,10 +16,10 @@ from adapter.delivery.engine import drain
 from adapter.delivery.relay import sweep
 from adapter.extensions import db
 from adapter.models import Conversation
-from adapter.sandbox.control import start_sandbox
 from adapter.state import state_of
 from tests.conftest import make_client
 from tests.dialects import weni_contract as contract
+from tests.support.mailroom import mailroom
 from tests.support.receiver import Receiver
 from tests.support.sites import write_site
 
@@ -31,10 +31,8 @@ TEXT = "Closed now. Back on {weekday} {date} at {time} ({timezone})."
 
 @pytest.fixture(scope="module")
 def mailroom_process():
-    sandbox = start_sandbox("mailroom", "--topic", contract.TOPIC, "--retry-backoff", "0.1",
-                            env={"SANDBOX_MAILROOM_WEBHOOK_SECRET": SECRET})
-    yield sandbox
-    sandbox.stop()
+    with mailroom(contract.TOPIC, SECRET) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
