@@ -53,7 +53,11 @@ def check(case, key: str) -> None:
     response = case.call(headers={"Authorization": f"Token {key}"})
 
     assert response.status_code < 500, (response.status_code, response.text[:500])
-    assert not any(marker in response.text for marker in TRACE_MARKERS), response.text[:500]
+    # A marker the request itself carried may be echoed back (an unknown site named
+    # "werkzeug" is named in its 404): only one the server added is a leak.
+    sent = repr((case.formatted_path, case.path_parameters, case.query, case.body)).casefold()
+    leaked = [m for m in TRACE_MARKERS if m in response.text and m.casefold() not in sent]
+    assert not leaked, response.text[:500]
     if response.status_code >= 400 and case.operation.path.startswith("/v1/tickets"):
         # The weni-ticketer routes answer in the generic ticketer contract's envelope.
         body = response.json()
