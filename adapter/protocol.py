@@ -339,6 +339,7 @@ def _drop_held_deliveries(conversation: Conversation) -> None:
                 last_error="not sent: closed while held after hours")
         .execution_options(synchronize_session=False))
 
+
 # ---- a child who comes back ----------------------------------------------------------
 
 #: Closes after which writing again is a new conversation, never a return.
@@ -379,10 +380,10 @@ def child_returns(conversation: Conversation, site: Site, actor: str) -> Convers
     """
     from .delivery.helpline_calls import supports
 
+    lock_for_change(conversation)
     if supports(state_of(), site, "reopen"):
         _reopen(conversation, site, actor, "return")
         return conversation
-    lock_for_change(conversation)
     chatbot_id = conversation.external_id
     conversation.external_id = f"{chatbot_id[:160]}~{conversation.id}"
     db.session.flush()  # the chatbot's id is free before the new conversation takes it
@@ -527,9 +528,8 @@ def reopen_from_chatbot(conversation: Conversation, actor: str) -> bool:
 
 
 def _reopen(conversation: Conversation, site: Site, actor: str, action: str) -> None:
-    """Open a closed conversation again in its own helpline session (the caller checked
-    it may be): hunting afresh, the helpline told it is a return."""
-    lock_for_change(conversation)
+    """Open a closed conversation again in its own helpline session (the caller locked
+    it and checked it may be): hunting afresh, the helpline told it is a return."""
     now = utcnow()
     previous = {"closed_by": conversation.closed_by, "reason": conversation.close_reason}
     conversation.closed_by = conversation.close_reason = conversation.closed_at = None

@@ -93,14 +93,10 @@ class WeniSettings:
     still_waiting_text: str = ("You are still in the queue: a counsellor will be with you "
                                "as soon as one is free.")
     #: Told when a child escalates while the site is closed ([hours]); its placeholders
-    #: (AFTER_HOURS_PLACEHOLDERS) give the next opening in the site's wall time. "": not
+    #: (adapter.hours.OPENING_PLACEHOLDERS) give the next opening in the site's wall time. "": not
     #: sent. With no opening ahead at all, ``no_counsellor_text`` is told instead.
     after_hours_text: str = ("The helpline is closed now. It opens again on {weekday} at "
                              "{time} ({timezone}). If you are in danger, call 116.")
-
-
-#: What ``after_hours_text`` may name: the next opening, in the site's wall time.
-AFTER_HOURS_PLACEHOLDERS = OPENING_PLACEHOLDERS
 
 
 def _after_hours_placeholders(text: str) -> None:
@@ -112,10 +108,10 @@ def _after_hours_placeholders(text: str) -> None:
         names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
     except ValueError as exc:
         raise ValidationError(f"not a valid text template: {exc}") from exc
-    unknown = [name for name in names if name not in AFTER_HOURS_PLACEHOLDERS]
+    unknown = [name for name in names if name not in OPENING_PLACEHOLDERS]
     if unknown:
         raise ValidationError(f"unknown placeholder {{{unknown[0]}}} (known: "
-                              + ", ".join("{" + n + "}" for n in AFTER_HOURS_PLACEHOLDERS) + ")")
+                              + ", ".join("{" + n + "}" for n in OPENING_PLACEHOLDERS) + ")")
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ def _case_step(delivery: Delivery, kind, site):
 
 def record_success(delivery: Delivery, outcome) -> None:
     if delivery.target == MEDIA:
-        rehosting.finish(delivery)
+        rehosting.finish(delivery, _message(delivery))
     elif delivery.target == HELPLINE:
         conversation = db.session.get(Conversation, delivery.conversation_id) \
             if delivery.conversation_id else None
@@ -222,7 +222,7 @@ def record_success(delivery: Delivery, outcome) -> None:
 def record_failure(delivery: Delivery, reason: str) -> None:
     if delivery.target == MEDIA:
         # Given up: what was stored still goes, and the counsellor is told of the rest.
-        rehosting.finish(delivery, gave_up="it could not be fetched in time")
+        rehosting.finish(delivery, _message(delivery), gave_up="it could not be fetched in time")
         return
     message = _message(delivery)
     if message is not None and delivery.action == "message":

@@ -81,11 +81,10 @@ def prepare_rehost(site: Site, delivery: Delivery, longest_call: float,
     return call
 
 
-def finish(delivery: Delivery, *, gave_up: str | None = None) -> None:
-    """The attachments are re-hosted (or given up): rewrite the message with the links
-    and notices, and queue it to the helpline, at the end of the conversation's lane."""
-    message = db.session.execute(
-        db.select(Message).where(Message.id == delivery.message_id)).scalar_one_or_none()
+def finish(delivery: Delivery, message: Message | None, *, gave_up: str | None = None) -> None:
+    """The attachments are re-hosted (or given up): rewrite ``message`` (the delivery's,
+    as the batch loaded it) with the links and notices, and queue it to the helpline, at
+    the end of the conversation's lane."""
     conversation = db.session.get(Conversation, delivery.conversation_id) \
         if delivery.conversation_id else None
     if message is None or conversation is None:
