@@ -381,6 +381,8 @@ def child_returns(conversation: Conversation, site: Site, actor: str) -> Convers
     from .delivery.helpline_calls import supports
 
     lock_for_change(conversation)
+    if conversation.is_open:  # another request's return won the lock: it is theirs now
+        return conversation
     if supports(state_of(), site, "reopen"):
         _reopen(conversation, site, actor, "return")
         return conversation
